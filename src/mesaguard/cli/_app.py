@@ -1,0 +1,54 @@
+"""Root of the `mesaguard` command: sub-commands are attached here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from .._errors import MesaguardError
+
+app = typer.Typer(
+    name="mesaguard",
+    help=(
+        "Inner-alignment red teaming and bounded autonomy for project-management agents.\n\n"
+        "Start with `mesaguard demo`, then `mesaguard zoo list` to see the model organisms."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+error_console = Console(stderr=True)
+
+
+def _register_subcommands() -> None:
+    # Imported here so that `mesaguard --help` stays fast and each group stays in its module.
+    pass
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    """Run the CLI; a `MesaguardError` becomes one readable line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except MesaguardError as error:
+        error_console.print(f"[bold red]mesaguard:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        error_console.print("mesaguard: interrupted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as error:  # noqa: BLE001 - the CLI must never show a traceback by default
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if isinstance(error, click.exceptions.Abort):
+            sys.exit(1)
+        raise
