@@ -12,7 +12,7 @@ each test is for and why it was chosen.
 """
 
 from ._bootstrap import BootstrapInterval, bootstrap_interval
-from ._multiple import HolmResult, holm
+from ._multiple import HolmResult, holm, holm_adjust
 from ._ordinal import OrdinalShiftResult, ZeroMethod, ordinal_shift
 from ._paired import (
     AccuracyDifference,
@@ -49,6 +49,7 @@ __all__ = [
     "compliance_gap",
     "compliance_gap_from_counts",
     "holm",
+    "holm_adjust",
     "mcnemar_exact",
     "ordinal_shift",
     "paired_difference_interval",
