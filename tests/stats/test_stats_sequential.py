@@ -98,11 +98,11 @@ def test_online_and_batch_agree(seed: int, alternative: str, share: float | None
 def test_long_one_sided_runs_stay_finite() -> None:
     """Thousands of flips in one direction give a huge or tiny e-value, never NaN."""
     process = DiscordantPairEProcess()
-    for _ in range(5000):
+    for _ in range(2000):
         process.update(True, False)
     # Six flips give about 127/7 < 20, seven about 255/8 >= 20.
     assert process.decision is SequentialDecision.REJECT and process.stopped_at == 7
-    assert math.isfinite(process.log_e_value) and process.log_e_value > 3000
+    assert math.isfinite(process.log_e_value) and process.log_e_value > 1000
     assert process.e_value == math.inf
     few = sequential_flip_test(np.zeros(5000), np.ones(5000))
     assert math.isfinite(few.log_e_value) and few.e_value < 1e-6

@@ -310,16 +310,24 @@ def sequential_flip_test(
     n = int(x.size)
     toward = np.cumsum(x & ~y).astype(np.float64)
     away = np.cumsum(~x & y).astype(np.float64)
-    log_e = _log_mixture(toward, away, _reject_grid(direction))
+    # The e-values only move at discordant pairs: evaluate the mixture there and carry it forward.
+    moves = np.flatnonzero(x != y)
+    last_move = np.maximum.accumulate(np.where(x != y, np.arange(n), -1)) if n else moves
+    carried = np.searchsorted(moves, last_move)
+
+    def path(grid: tuple[NDArray[np.float64], NDArray[np.float64]]) -> NDArray[np.float64]:
+        at_moves = np.concatenate(
+            [_log_mixture(toward[moves], away[moves], grid), np.zeros(1, dtype=np.float64)]
+        )
+        return np.where(last_move >= 0, at_moves[carried], 0.0)
+
+    log_e = path(_reject_grid(direction))
     crossings = np.flatnonzero(log_e >= -math.log(level))
     first_reject = int(crossings[0]) if crossings.size else n
     log_f: NDArray[np.float64] | None = None
     first_accept = n
     if share is not None:
-        log_f = np.min(
-            np.stack([_log_mixture(toward, away, g) for g in _futility_grids(direction, share)]),
-            axis=0,
-        )
+        log_f = np.min(np.stack([path(g) for g in _futility_grids(direction, share)]), axis=0)
         accepts = np.flatnonzero(log_f >= -math.log(beta))
         first_accept = int(accepts[0]) if accepts.size else n
     if first_reject < n and first_reject <= first_accept:
