@@ -25,6 +25,9 @@ error_console = Console(stderr=True)
 
 def _register_subcommands() -> None:
     # Imported here so that `mesaguard --help` stays fast and each group stays in its module.
+    from ._log import log_app
+
+    app.add_typer(log_app, name="log")
     pass
 
 

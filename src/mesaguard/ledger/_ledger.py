@@ -43,6 +43,15 @@ from ._store import (
 DEFAULT_DATABASE = "mesaguard-log.sqlite"
 
 
+def _as_bytes(value: object) -> bytes:
+    """Stored bytes as bytes, even if someone rewrote a column with another type."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if value is None:
+        return b""
+    return str(value).encode("utf-8", "surrogateescape")
+
+
 class AppendedEntry(BaseModel):
     """What an append returns: where the entry went and its leaf hash."""
 
@@ -311,7 +320,7 @@ class Ledger:
                     query = query.where(entries_table.c.idx < stop)
                 batch = connection.execute(query.order_by(entries_table.c.idx).limit(chunk)).all()
                 for index, body, leaf, subtrees in batch:
-                    yield index, bytes(body), bytes(leaf), bytes(subtrees)
+                    yield int(index), _as_bytes(body), _as_bytes(leaf), _as_bytes(subtrees)
                 if len(batch) < chunk:
                     return
                 position = batch[-1][0] + 1
@@ -381,7 +390,7 @@ class Ledger:
         if not wanted:
             return {}
         rows = {
-            int(idx): (bytes(leaf), bytes(subtrees))
+            int(idx): (_as_bytes(leaf), _as_bytes(subtrees))
             for idx, leaf, subtrees in connection.execute(
                 select(
                     entries_table.c.idx, entries_table.c.leaf_hash, entries_table.c.subtrees
