@@ -320,7 +320,10 @@ class Ledger:
                     query = query.where(entries_table.c.idx < stop)
                 batch = connection.execute(query.order_by(entries_table.c.idx).limit(chunk)).all()
                 for index, body, leaf, subtrees in batch:
-                    yield int(index), _as_bytes(body), _as_bytes(leaf), _as_bytes(subtrees)
+                    if type(body) is bytes and type(leaf) is bytes and type(subtrees) is bytes:
+                        yield index, body, leaf, subtrees
+                    else:  # PostgreSQL memoryviews, or a column rewritten with another type
+                        yield int(index), _as_bytes(body), _as_bytes(leaf), _as_bytes(subtrees)
                 if len(batch) < chunk:
                     return
                 position = batch[-1][0] + 1

@@ -145,6 +145,7 @@ def verify_log(
             raise TamperError(TamperKind.FORKED, 0, f"{head.label} signs a wrong empty root")
     heads = [head for head in heads if head.size > 0]
     frontier = Frontier()
+    decode = json.JSONDecoder().decode
     last_time = ""
     next_head = 0
     last_good = 0  # size of the last checkpoint that matched
@@ -164,7 +165,7 @@ def verify_log(
                 "the entry's bytes do not hash to its stored leaf hash",
             )
         try:
-            fields = json.loads(body)
+            fields = decode(body.decode("utf-8"))
             found, when = fields["index"], fields["timestamp"]
         except (ValueError, KeyError, TypeError) as error:
             raise TamperError(
