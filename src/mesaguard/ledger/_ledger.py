@@ -19,7 +19,9 @@ from ._merkle import (
     HASH_SIZE,
     Frontier,
     NodeKey,
+    consistency_nodes,
     consistency_proof,
+    inclusion_nodes,
     inclusion_proof,
     root_at,
     verify_consistency,
@@ -339,43 +341,40 @@ class Ledger:
     # --- proofs ----------------------------------------------------------------------------
 
     def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
-        """Proof that entry ``index`` is in the tree of ``size`` entries (default: now)."""
+        """Proof that entry ``index`` is in the tree of ``size`` entries (default: now).
+
+        One batched read of O(log n) stored subtree hashes.
+        """
         with self._engine.connect() as connection, connection.begin():
             size = self._size_arg(connection, size)
             if not 0 <= index < size:
                 raise LedgerError(f"entry {index} is not in a tree of size {size}")
-
-            def source(keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
-                return self._read_nodes(connection, [*keys, (0, index)])
-
-            nodes = source([(0, index)])
-            path = inclusion_proof(index, size, source)
-            root = root_at(size, source)
+            nodes = self._read_nodes(connection, inclusion_nodes(index, size))
+        path = inclusion_proof(index, size, lambda _keys: nodes)
         return InclusionProof(
             leaf_index=index,
             tree_size=size,
             leaf_hash=nodes[(0, index)].hex(),
-            root_hash=root.hex(),
+            root_hash=root_at(size, lambda _keys: nodes).hex(),
             proof=tuple(h.hex() for h in path),
         )
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> ConsistencyProof:
-        """Proof that the tree of ``size1`` entries is a prefix of the tree of ``size2``."""
+        """Proof that the tree of ``size1`` entries is a prefix of the tree of ``size2``.
+
+        One batched read of O(log n) stored subtree hashes.
+        """
         with self._engine.connect() as connection, connection.begin():
             size2 = self._size_arg(connection, size2)
             if not 0 < size1 <= size2:
                 raise LedgerError(f"no consistency proof from size {size1} to size {size2}")
-
-            def source(keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
-                return self._read_nodes(connection, keys)
-
-            path = consistency_proof(size1, size2, source) if size1 < size2 else []
-            root1, root2 = root_at(size1, source), root_at(size2, source)
+            nodes = self._read_nodes(connection, consistency_nodes(size1, size2))
+        path = consistency_proof(size1, size2, lambda _keys: nodes) if size1 < size2 else []
         return ConsistencyProof(
             size1=size1,
             size2=size2,
-            root1=root1.hex(),
-            root2=root2.hex(),
+            root1=root_at(size1, lambda _keys: nodes).hex(),
+            root2=root_at(size2, lambda _keys: nodes).hex(),
             proof=tuple(h.hex() for h in path),
         )
 

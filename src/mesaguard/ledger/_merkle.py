@@ -188,6 +188,24 @@ def consistency_proof(size1: int, size2: int, source: NodeSource) -> list[bytes]
     return _hashes_for(_consistency_ranges(size1, 0, size2), source)
 
 
+def inclusion_nodes(index: int, size: int) -> list[NodeKey]:
+    """Every stored subtree that the proof, the root and the leaf of ``index`` need."""
+    keys: list[NodeKey] = [(0, index)]
+    for lo, hi in [*_inclusion_ranges(index, 0, size), (0, size)]:
+        _range_nodes(lo, hi, keys)
+    return keys
+
+
+def consistency_nodes(size1: int, size2: int) -> list[NodeKey]:
+    """Every stored subtree that the consistency proof and both roots need."""
+    keys: list[NodeKey] = []
+    ranges = _consistency_ranges(size1, 0, size2) if 0 < size1 < size2 else []
+    for lo, hi in [*ranges, (0, size1), (0, size2)]:
+        if hi > lo:
+            _range_nodes(lo, hi, keys)
+    return keys
+
+
 def root_at(size: int, source: NodeSource) -> bytes:
     """MTH of the first ``size`` leaves, from O(log n) stored subtrees."""
     if size == 0:
