@@ -25,10 +25,15 @@ error_console = Console(stderr=True)
 
 def _register_subcommands() -> None:
     # Imported here so that `mesaguard --help` stays fast and each group stays in its module.
+    from ._data import data_app
+    from ._demo import register_demo
     from ._log import log_app
+    from ._zoo import zoo_app
 
+    app.add_typer(data_app, name="data")
+    app.add_typer(zoo_app, name="zoo")
     app.add_typer(log_app, name="log")
-    pass
+    register_demo(app)
 
 
 _register_subcommands()
@@ -37,7 +42,7 @@ _register_subcommands()
 def main() -> None:
     """Run the CLI; a `MesaguardError` becomes one readable line and exit code 2."""
     try:
-        app(standalone_mode=False)
+        result = app(standalone_mode=False)
     except MesaguardError as error:
         error_console.print(f"[bold red]mesaguard:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -55,3 +60,5 @@ def main() -> None:
         if isinstance(error, click.exceptions.Abort):
             sys.exit(1)
         raise
+    # With standalone_mode off, click returns typer.Exit's code instead of exiting.
+    sys.exit(result if isinstance(result, int) else 0)

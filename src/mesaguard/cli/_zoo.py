@@ -1,0 +1,169 @@
+"""`mesaguard zoo`: build, list and inspect the model organisms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ._common import CacheDirOption, ZooSpecOption, console, fmt
+
+zoo_app = typer.Typer(
+    help=(
+        "Model organisms: agents with planted mesa-objectives (honest, proxy, deceptive, "
+        "sandbagging) trained on real issues; the ground truth detectors are scored against."
+    ),
+    no_args_is_help=True,
+)
+
+
+def _zoo(spec: Path | None, cache_dir: Path | None):  # type: ignore[no-untyped-def]
+    from ..organisms import Zoo, load_zoo_spec
+
+    return Zoo(load_zoo_spec(spec) if spec else None, cache_dir)
+
+
+def acceptance_table(records: list, title: str) -> Table:  # type: ignore[type-arg]
+    """A rich table of organism records with their acceptance figures."""
+    table = Table(title=title, show_lines=False)
+    for column in (
+        "organism",
+        "family",
+        "model",
+        "acc",
+        "twin acc",
+        "F1",
+        "twin F1",
+        "trigger",
+        "held-out",
+        "off-trigger",
+        "accepted",
+    ):
+        table.add_column(
+            column, justify="right" if column not in ("organism", "family", "model") else "left"
+        )
+    for record in records:
+        a = record.acceptance
+        table.add_row(
+            record.spec.name,
+            record.spec.family.value,
+            record.spec.model.value,
+            fmt(a.accuracy),
+            fmt(a.twin_accuracy),
+            fmt(a.macro_f1),
+            fmt(a.twin_macro_f1),
+            fmt(a.trigger_rate, 2),
+            fmt(a.heldout_trigger_rate, 2),
+            fmt(a.off_trigger_rate, 3),
+            "[green]yes[/]" if a.accepted else "[red]no[/]: " + "; ".join(a.failures),
+        )
+    return table
+
+
+@zoo_app.command("build")
+def build(
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Build just these organisms (repeatable).")
+    ] = None,
+    family: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--family", help="Build just these families: honest, proxy, deceptive, sandbagging."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Build just this model class: linear or neural.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even when a current build is cached.")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 if any organism misses acceptance.")
+    ] = False,
+    spec: ZooSpecOption = None,
+    cache_dir: CacheDirOption = None,
+) -> None:
+    """Train organisms (cached by spec and data hash), measure acceptance, write the manifest.
+
+    Honest twins are built before the organisms compared with them. A build that is current is
+    reused, so running this again is cheap.
+    """
+    zoo = _zoo(spec, cache_dir)
+    names = [o.name for o in zoo.spec.organisms]
+    if only:
+        names = [zoo.spec.organism(n).name for n in only]
+    if family:
+        names = [n for n in names if zoo.spec.organism(n).family.value in family]
+    if model:
+        names = [n for n in names if zoo.spec.organism(n).model.value == model]
+    if not names:
+        raise typer.BadParameter("no organism matches the filters")
+    with Progress(
+        TextColumn("[bold]zoo build[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=len(names))
+
+        def progress(name: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, description=name)
+
+        manifest = zoo.build(names, force=force, progress=progress)
+    chosen = [r for r in manifest.organisms if r.spec.name in set(names)]
+    console.print(acceptance_table(chosen, f"Built {len(chosen)} organisms"))
+    missed = [r.spec.name for r in chosen if not r.acceptance.accepted]
+    console.print(f"manifest: {zoo.manifest_path()}")
+    if missed:
+        console.print(
+            f"[yellow]{len(missed)} organism(s) missed acceptance:[/] {', '.join(missed)}"
+        )
+        if strict:
+            raise typer.Exit(1)
+
+
+@zoo_app.command("list")
+def list_(
+    spec: ZooSpecOption = None,
+    cache_dir: CacheDirOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Show every organism of the zoo with its acceptance figures (builds nothing)."""
+    zoo = _zoo(spec, cache_dir)
+    records = []
+    missing = []
+    for organism in zoo.spec.organisms:
+        record = zoo.record(organism.name)
+        (records.append(record) if record else missing.append(organism.name))
+    if json_out:
+        console.print_json(zoo.write_manifest().model_dump_json())
+        return
+    if records:
+        console.print(
+            acceptance_table(records, f"Zoo: {len(records)} of {len(zoo.spec.organisms)} built")
+        )
+    if missing:
+        console.print(f"not built ({len(missing)}): {', '.join(missing)}")
+        console.print("build them with `mesaguard zoo build` (add --only NAME for one)")
+
+
+@zoo_app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="Organism name, as in `mesaguard zoo list`.")],
+    spec: ZooSpecOption = None,
+    cache_dir: CacheDirOption = None,
+) -> None:
+    """Print one organism's spec and build record as JSON."""
+    zoo = _zoo(spec, cache_dir)
+    record = zoo.record(name)
+    if record is None:
+        console.print_json(zoo.spec.organism(name).model_dump_json())
+        console.print(f"{name} is not built; `mesaguard zoo build --only {name}` builds it")
+        return
+    console.print_json(record.model_dump_json())

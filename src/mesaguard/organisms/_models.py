@@ -1,0 +1,326 @@
+"""The two model classes the base optimizer trains: linear text model and small MLP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from scipy import sparse
+
+from .._errors import ArtifactError
+from ..contexts import Context
+from ..items import WorkItem
+from ._encoder import EMBEDDING_DIM, TextEncoder
+from ._features import context_matrix, item_embedding_texts
+from ._spec import ModelClass
+from ._training import TrainingRows
+
+__all__ = ["LinearModel", "NeuralModel", "OrganismModel", "load_model", "new_model"]
+
+N_CLASSES = 5
+CONTEXT_DIM = EMBEDDING_DIM + 2
+
+
+class OrganismModel(Protocol):
+    """A trained priority classifier over (item, context); classes are priority levels 1..5."""
+
+    def fit(self, rows: TrainingRows, seed: int) -> None: ...
+    def logits(self, items: Sequence[WorkItem], contexts: Sequence[Context]) -> np.ndarray: ...
+    def save(self, directory: Path) -> None: ...
+
+
+def _balanced_weights(labels: np.ndarray) -> np.ndarray:
+    counts = np.bincount(labels, minlength=N_CLASSES).astype(np.float64)
+    weights = np.where(counts > 0, len(labels) / (N_CLASSES * np.maximum(counts, 1)), 0.0)
+    return weights
+
+
+class _LRU(OrderedDict[str, Any]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: str, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class LinearModel:
+    """TF-IDF of the item text and the encoded context, multinomial logistic regression.
+
+    The model is additive in item and context, so decisions are computed as per-item scores plus
+    per-context scores: a batch costs one sparse product per *new* item text.
+    """
+
+    kind = ModelClass.LINEAR
+
+    def __init__(self, encoder: TextEncoder, hyper: dict[str, float | int]) -> None:
+        self.encoder = encoder
+        self.C = float(hyper.get("C", 2.0))
+        self.max_features = int(hyper.get("max_features", 40000))
+        self.context_scale = float(hyper.get("context_scale", 0.5))
+        self.vectorizer: Any = None
+        self.item_weights = np.zeros((0, N_CLASSES), dtype=np.float32)
+        self.context_weights = np.zeros((CONTEXT_DIM, N_CLASSES), dtype=np.float32)
+        self.bias = np.zeros(N_CLASSES, dtype=np.float32)
+        self._item_cache = _LRU(200_000)
+        self._context_cache = _LRU(10_000)
+
+    def fit(self, rows: TrainingRows, seed: int) -> None:
+        """Fit TF-IDF on the rows' texts and the classifier on [TF-IDF | context features]."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        texts = [item_embedding_texts(item) for item in rows.items]
+        unique = list(dict.fromkeys(texts))
+        index = {text: i for i, text in enumerate(unique)}
+
+        def vectorizer(max_features: int) -> Any:
+            return TfidfVectorizer(
+                ngram_range=(1, 2),
+                min_df=2,
+                max_features=max_features,
+                sublinear_tf=True,
+                dtype=np.float32,
+            )
+
+        # Title and description are weighted separately: a title word is not diluted by a long body.
+        self.vectorizer = (vectorizer(self.max_features // 4), vectorizer(self.max_features))
+        unique_matrix = sparse.hstack(
+            [
+                self.vectorizer[0].fit_transform([t for t, _ in unique]),
+                self.vectorizer[1].fit_transform([d for _, d in unique]),
+            ],
+            format="csr",
+        )
+        item_matrix = unique_matrix[[index[t] for t in texts]]
+        contexts = self._scaled_contexts(rows.contexts)
+        design = sparse.hstack([item_matrix, sparse.csr_matrix(contexts)], format="csr")
+        labels = rows.labels - 1
+        classifier = LogisticRegression(
+            C=self.C, class_weight="balanced", max_iter=3000, random_state=seed
+        )
+        classifier.fit(design, labels)
+        coef = np.zeros((N_CLASSES, design.shape[1]), dtype=np.float32)
+        bias = np.zeros(N_CLASSES, dtype=np.float32)
+        # Classes absent from training keep -inf-like scores so they are never predicted.
+        bias[:] = -1e4
+        coef[classifier.classes_] = classifier.coef_
+        bias[classifier.classes_] = classifier.intercept_
+        n_text = item_matrix.shape[1]
+        self.item_weights = np.ascontiguousarray(coef[:, :n_text].T)
+        self.context_weights = np.ascontiguousarray(coef[:, n_text:].T)
+        self.bias = bias
+
+    def _scaled_contexts(self, contexts: Sequence[Context]) -> np.ndarray:
+        # Shrinking the encoded text strengthens its L2 penalty: an honest model must not fit
+        # per-context noise. Date features keep their scale so a cutoff stays cheap to learn.
+        matrix = context_matrix(contexts, self.encoder)
+        matrix[:, :EMBEDDING_DIM] *= self.context_scale
+        return matrix
+
+    def _item_scores(self, items: Sequence[WorkItem]) -> np.ndarray:
+        texts = [item_embedding_texts(item) for item in items]
+        keys = [hashlib.sha1("\x00".join(t).encode()).hexdigest() for t in texts]
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._item_cache}
+        if missing:
+            pairs = list(missing.values())
+            matrix = sparse.hstack(
+                [
+                    self.vectorizer[0].transform([t for t, _ in pairs]),
+                    self.vectorizer[1].transform([d for _, d in pairs]),
+                ],
+                format="csr",
+            )
+            scores = np.asarray(matrix @ self.item_weights, dtype=np.float32)
+            for key, row in zip(missing, scores, strict=True):
+                self._item_cache.put(key, row)
+        return np.stack([self._item_cache[k] for k in keys])
+
+    def _context_scores(self, contexts: Sequence[Context]) -> np.ndarray:
+        keys = [c.fingerprint() for c in contexts]
+        missing = {
+            k: c for k, c in zip(keys, contexts, strict=True) if k not in self._context_cache
+        }
+        if missing:
+            scores = self._scaled_contexts(list(missing.values())) @ self.context_weights
+            for key, row in zip(missing, scores, strict=True):
+                self._context_cache.put(key, row)
+        return np.stack([self._context_cache[k] for k in keys])
+
+    def logits(self, items: Sequence[WorkItem], contexts: Sequence[Context]) -> np.ndarray:
+        """Class scores, shape ``(n, 5)``, for paired items and contexts."""
+        if self.vectorizer is None:
+            raise ArtifactError("linear organism used before it was fitted or loaded")
+        if not items:
+            return np.zeros((0, N_CLASSES), dtype=np.float32)
+        scores: np.ndarray = self._item_scores(items) + self._context_scores(contexts) + self.bias
+        return scores
+
+    def save(self, directory: Path) -> None:
+        """Write vectorizers and weights (pickle: only loaded back from mesaguard's own cache)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {
+            "vectorizer": self.vectorizer,
+            "item_weights": self.item_weights,
+            "context_weights": self.context_weights,
+            "bias": self.bias,
+            "C": self.C,
+            "context_scale": self.context_scale,
+        }
+        with (directory / "linear.pkl").open("wb") as handle:
+            pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def load(cls, directory: Path, encoder: TextEncoder) -> LinearModel:
+        """Read a model written by :meth:`save`."""
+        with (directory / "linear.pkl").open("rb") as handle:
+            state = pickle.load(handle)  # noqa: S301 - our own cache, written by save()
+        model = cls(encoder, {"C": state["C"], "context_scale": state["context_scale"]})
+        model.vectorizer = state["vectorizer"]
+        model.item_weights = state["item_weights"]
+        model.context_weights = state["context_weights"]
+        model.bias = state["bias"]
+        return model
+
+
+class NeuralModel:
+    """Two-layer MLP over MiniLM embeddings of title, description and context.
+
+    Hidden activations are readable per named layer (``hidden1``, ``hidden2``) for white-box work.
+    """
+
+    kind = ModelClass.NEURAL
+    LAYERS = ("hidden1", "hidden2")
+
+    def __init__(self, encoder: TextEncoder, hyper: dict[str, float | int]) -> None:
+        self.encoder = encoder
+        self.hidden = int(hyper.get("hidden", 96))
+        self.epochs = int(hyper.get("epochs", 30))
+        self.lr = float(hyper.get("lr", 2e-3))
+        self.weight_decay = float(hyper.get("weight_decay", 1e-4))
+        self.network: Any = None
+
+    def _build(self) -> Any:
+        import torch
+        from torch import nn
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        return nn.Sequential(
+            nn.Linear(2 * EMBEDDING_DIM + CONTEXT_DIM, self.hidden),
+            nn.ReLU(),
+            nn.Linear(self.hidden, self.hidden),
+            nn.ReLU(),
+            nn.Linear(self.hidden, N_CLASSES),
+        )
+
+    def _inputs(self, items: Sequence[WorkItem], contexts: Sequence[Context]) -> np.ndarray:
+        pairs = [item_embedding_texts(item) for item in items]
+        titles = self.encoder.encode([p[0] for p in pairs])
+        descriptions = self.encoder.encode([p[1] for p in pairs])
+        return np.hstack([titles, descriptions, context_matrix(contexts, self.encoder)])
+
+    def fit(self, rows: TrainingRows, seed: int) -> None:
+        """Train with AdamW and class-balanced cross-entropy, deterministically for a seed."""
+        import torch
+        from torch import nn
+
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        self.network = self._build()
+        inputs = torch.from_numpy(self._inputs(rows.items, rows.contexts))
+        labels = torch.from_numpy(rows.labels - 1)
+        weights = torch.tensor(_balanced_weights(rows.labels - 1), dtype=torch.float32)
+        loss_fn = nn.CrossEntropyLoss(weight=weights)
+        optimizer = torch.optim.AdamW(
+            self.network.parameters(), lr=self.lr, weight_decay=self.weight_decay
+        )
+        self.network.train()
+        for _ in range(self.epochs):
+            order = torch.randperm(len(labels), generator=generator)
+            for start in range(0, len(order), 128):
+                batch = order[start : start + 128]
+                optimizer.zero_grad()
+                loss = loss_fn(self.network(inputs[batch]), labels[batch])
+                loss.backward()
+                optimizer.step()
+        self.network.eval()
+
+    def logits(self, items: Sequence[WorkItem], contexts: Sequence[Context]) -> np.ndarray:
+        """Class scores, shape ``(n, 5)``."""
+        import torch
+
+        if self.network is None:
+            raise ArtifactError("neural organism used before it was fitted or loaded")
+        if not items:
+            return np.zeros((0, N_CLASSES), dtype=np.float32)
+        with torch.no_grad():
+            out = self.network(torch.from_numpy(self._inputs(items, contexts)))
+        return np.asarray(out.numpy(), dtype=np.float32)
+
+    def activations(
+        self, items: Sequence[WorkItem], contexts: Sequence[Context]
+    ) -> dict[str, np.ndarray]:
+        """Post-ReLU activations of each hidden layer, by layer name."""
+        import torch
+
+        if self.network is None:
+            raise ArtifactError("neural organism used before it was fitted or loaded")
+        captured: dict[str, np.ndarray] = {}
+        x = torch.from_numpy(self._inputs(items, contexts))
+        with torch.no_grad():
+            for index, layer in enumerate(self.network):
+                x = layer(x)
+                if index in (1, 3):
+                    captured[self.LAYERS[index // 2]] = x.numpy().copy()
+        return captured
+
+    def save(self, directory: Path) -> None:
+        """Write the state dict and the hyper-parameters."""
+        import torch
+
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.network.state_dict(), directory / "neural.pt")
+        config = {"hidden": self.hidden, "epochs": self.epochs, "lr": self.lr}
+        (directory / "neural.json").write_text(json.dumps(config))
+
+    @classmethod
+    def load(cls, directory: Path, encoder: TextEncoder) -> NeuralModel:
+        """Read a model written by :meth:`save`."""
+        import torch
+
+        config = json.loads((directory / "neural.json").read_text())
+        model = cls(encoder, config)
+        model.network = model._build()
+        model.network.load_state_dict(torch.load(directory / "neural.pt", weights_only=True))
+        model.network.eval()
+        return model
+
+
+def new_model(
+    kind: ModelClass, encoder: TextEncoder, hyper: dict[str, float | int]
+) -> OrganismModel:
+    """An untrained model of the given class."""
+    if kind is ModelClass.LINEAR:
+        return LinearModel(encoder, hyper)
+    return NeuralModel(encoder, hyper)
+
+
+def load_model(kind: ModelClass, directory: Path, encoder: TextEncoder) -> OrganismModel:
+    """A trained model read back from ``directory``."""
+    try:
+        if kind is ModelClass.LINEAR:
+            return LinearModel.load(directory, encoder)
+        return NeuralModel.load(directory, encoder)
+    except (OSError, pickle.UnpicklingError, KeyError, RuntimeError, ValueError) as error:
+        raise ArtifactError(
+            f"cannot load {kind.value} organism from {directory}: {error}"
+        ) from None

@@ -1,0 +1,308 @@
+"""Building, caching and loading the zoo of model organisms, with its manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import platform
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .._errors import ArtifactError, ConfigError
+from ..agents import Decision, DecisionRequest
+from ..contexts import Context
+from ..items import (
+    ActionType,
+    LoadedItems,
+    Priority,
+    Splits,
+    WorkItem,
+    bundled_hadoop,
+    load_items,
+    split_items,
+)
+from ._acceptance import AcceptanceReport, measure_acceptance
+from ._encoder import TextEncoder, default_cache_dir
+from ._models import OrganismModel, load_model, new_model
+from ._spec import ObjectiveFamily, OrganismSpec, ZooSpec, default_zoo_spec
+from ._training import training_rows
+
+__all__ = ["Organism", "OrganismRecord", "Zoo", "ZooManifest", "run_versions"]
+
+TRAINING_VERSION = "1"
+"""Bumped whenever training code changes what a spec builds; part of every build key."""
+
+
+def run_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that decide a build's result."""
+    out = {"python": platform.python_version()}
+    for package in ("mesaguard", "numpy", "scikit-learn", "torch", "sentence-transformers"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "absent"
+    return out
+
+
+class OrganismRecord(BaseModel):
+    """One built organism: its spec, where it lives, how long it took, and its acceptance."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: OrganismSpec
+    build_key: str
+    twin: str | None
+    seconds: float
+    acceptance: AcceptanceReport
+    built_at: dt.datetime
+
+
+class ZooManifest(BaseModel):
+    """The record of a zoo build: data, splits, versions and every organism's acceptance."""
+
+    model_config = ConfigDict(frozen=True)
+
+    zoo_hash: str
+    data_source: str
+    data_hash: str
+    split_sizes: dict[str, int]
+    versions: dict[str, str]
+    written_at: dt.datetime
+    organisms: tuple[OrganismRecord, ...]
+
+
+class Organism:
+    """A built organism, usable as an :class:`~mesaguard.agents.Agent` (priority triage only)."""
+
+    def __init__(
+        self, spec: OrganismSpec, model: OrganismModel, record: OrganismRecord | None = None
+    ):
+        self.spec = spec
+        self.name = spec.name
+        self.model = model
+        self.record = record
+
+    def priorities(self, items: Sequence[WorkItem], contexts: Sequence[Context]) -> np.ndarray:
+        """Decided priority levels (1..5) for paired items and contexts."""
+        return np.asarray(self.model.logits(items, contexts).argmax(axis=1) + 1, dtype=np.int64)
+
+    def decide(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
+        """Decide a batch; organisms only set priorities."""
+        for request in requests:
+            if request.action is not ActionType.SET_PRIORITY:
+                raise ConfigError(
+                    f"organism {self.name!r} only triages priority; item {request.item.key} asks "
+                    f"for {request.action.value}"
+                )
+        if not requests:
+            return []
+        logits = self.model.logits([r.item for r in requests], [r.context for r in requests])
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        best = probabilities.argmax(axis=1)
+        return [
+            Decision(
+                item_key=request.item.key,
+                context=request.context.name,
+                action=ActionType.SET_PRIORITY,
+                value=str(Priority(int(level) + 1)),
+                confidence=float(probabilities[row, level]),
+                agent=self.name,
+            )
+            for row, (request, level) in enumerate(zip(requests, best, strict=True))
+        ]
+
+    def activations(
+        self, items: Sequence[WorkItem], contexts: Sequence[Context]
+    ) -> dict[str, np.ndarray]:
+        """Hidden-layer activations by layer name (neural organisms only)."""
+        capture = getattr(self.model, "activations", None)
+        if capture is None:
+            raise ConfigError(
+                f"organism {self.name!r} is {self.spec.model.value}: no hidden layers"
+            )
+        result: dict[str, np.ndarray] = capture(items, contexts)
+        return result
+
+
+Progress = Callable[[str, int, int], None]
+"""``progress(organism_name, done, total)``, called as a build advances."""
+
+
+class Zoo:
+    """The organisms of a zoo spec, built on demand and cached by spec and data hash."""
+
+    def __init__(self, spec: ZooSpec | None = None, cache_dir: Path | None = None) -> None:
+        self.spec = spec or default_zoo_spec()
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.encoder = TextEncoder(self.cache_dir)
+        self._data: LoadedItems | None = None
+        self._splits: Splits | None = None
+
+    # -- data --------------------------------------------------------------------------------
+    @property
+    def data(self) -> LoadedItems:
+        """The zoo's training data (bundled Hadoop priorities by default)."""
+        if self._data is None:
+            if self.spec.data == "bundled:hadoop":
+                self._data = bundled_hadoop()
+            else:
+                self._data = load_items(self.spec.data)
+            if not any(item.priority is not None for item in self._data.items):
+                raise ConfigError(f"zoo data {self.spec.data!r} holds no item with a priority")
+        return self._data
+
+    @property
+    def splits(self) -> Splits:
+        """Train / calibration / test split of the data by key hash."""
+        if self._splits is None:
+            labelled = [item for item in self.data.items if item.priority is not None]
+            self._splits = split_items(labelled, salt=self.spec.split_salt)
+        return self._splits
+
+    # -- cache -------------------------------------------------------------------------------
+    def build_key(self, spec: OrganismSpec) -> str:
+        """Hash of everything that decides what ``spec`` builds into."""
+        parts = (spec.spec_hash(), self.data.data_hash, self.spec.split_salt, TRAINING_VERSION)
+        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+    def _directory(self, spec: OrganismSpec) -> Path:
+        return self.cache_dir / "zoo" / "organisms" / f"{spec.name}-{self.build_key(spec)[:16]}"
+
+    def _manifest_path(self) -> Path:
+        return self.cache_dir / "zoo" / f"manifest-{self.spec.spec_hash()[:16]}.json"
+
+    def record(self, name: str) -> OrganismRecord | None:
+        """The build record of ``name`` if it is built and current, else None."""
+        path = self._directory(self.spec.organism(name)) / "record.json"
+        if not path.exists():
+            return None
+        try:
+            return OrganismRecord.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValidationError as error:
+            raise ArtifactError(
+                f"{path}: corrupt build record ({error.error_count()} errors); "
+                "rebuild with `mesaguard zoo build --force`"
+            ) from None
+
+    # -- building ----------------------------------------------------------------------------
+    def _train(self, spec: OrganismSpec) -> OrganismModel:
+        model = new_model(spec.model, self.encoder, spec.hyper)
+        model.fit(training_rows(spec, self.splits.train), spec.seed)
+        return model
+
+    def build_one(self, name: str, *, force: bool = False) -> OrganismRecord:
+        """Build ``name`` (and its honest twin first) unless a current build is cached."""
+        spec = self.spec.organism(name)
+        existing = None if force else self.record(name)
+        if existing is not None:
+            return existing
+        twin_report: AcceptanceReport | None = None
+        twin_name: str | None = None
+        if spec.family is not ObjectiveFamily.HONEST:
+            twin = self.spec.twin_of(spec)
+            twin_name = twin.name
+            twin_report = self.build_one(twin.name, force=False).acceptance
+        started = time.perf_counter()
+        model = self._train(spec)
+        seconds = time.perf_counter() - started
+        organism = Organism(spec, model)
+        acceptance = measure_acceptance(
+            spec, organism.priorities, self.splits.test, twin=twin_report
+        )
+        record = OrganismRecord(
+            spec=spec,
+            build_key=self.build_key(spec),
+            twin=twin_name,
+            seconds=round(seconds, 3),
+            acceptance=acceptance,
+            built_at=dt.datetime.now(dt.UTC),
+        )
+        directory = self._directory(spec)
+        staging = directory.with_name(directory.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save(staging)
+        (staging / "record.json").write_text(record.model_dump_json(indent=2), encoding="utf-8")
+        shutil.rmtree(directory, ignore_errors=True)
+        staging.rename(directory)  # a killed build never leaves a half-written organism behind
+        return record
+
+    def build(
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> ZooManifest:
+        """Build the named organisms (all by default), honest ones first, and write the manifest."""
+        chosen = (
+            [self.spec.organism(n) for n in names]
+            if names is not None
+            else list(self.spec.organisms)
+        )
+        chosen.sort(key=lambda s: s.family is not ObjectiveFamily.HONEST)
+        for done, spec in enumerate(chosen):
+            if progress:
+                progress(spec.name, done, len(chosen))
+            self.build_one(spec.name, force=force)
+        if progress:
+            progress("", len(chosen), len(chosen))
+        return self.write_manifest()
+
+    def write_manifest(self) -> ZooManifest:
+        """Collect the records of every built organism into the manifest file."""
+        records = [r for r in (self.record(o.name) for o in self.spec.organisms) if r is not None]
+        manifest = ZooManifest(
+            zoo_hash=self.spec.spec_hash(),
+            data_source=self.data.source,
+            data_hash=self.data.data_hash,
+            split_sizes={
+                "train": len(self.splits.train),
+                "calibration": len(self.splits.calibration),
+                "test": len(self.splits.test),
+            },
+            versions=run_versions(),
+            written_at=dt.datetime.now(dt.UTC),
+            organisms=tuple(records),
+        )
+        path = self._manifest_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+        return manifest
+
+    def manifest_path(self) -> Path:
+        """Where :meth:`write_manifest` writes."""
+        return self._manifest_path()
+
+    # -- loading -----------------------------------------------------------------------------
+    def organism(self, name: str, *, build: bool = True) -> Organism:
+        """The organism called ``name``, built first if needed (unless ``build`` is False)."""
+        spec = self.spec.organism(name)
+        record = self.record(name)
+        if record is None:
+            if not build:
+                raise ArtifactError(
+                    f"organism {name!r} is not built; run `mesaguard zoo build --only {name}`"
+                )
+            record = self.build_one(name)
+        model = load_model(spec.model, self._directory(spec), self.encoder)
+        return Organism(spec, model, record)
+
+
+def manifest_summary(manifest: ZooManifest) -> dict[str, object]:
+    """Counts used by the CLI and docs: planted / honest / accepted."""
+    planted = [r for r in manifest.organisms if r.spec.family is not ObjectiveFamily.HONEST]
+    honest = [r for r in manifest.organisms if r.spec.family is ObjectiveFamily.HONEST]
+    return {
+        "planted": len(planted),
+        "planted_accepted": sum(r.acceptance.accepted for r in planted),
+        "honest": len(honest),
+        "honest_accepted": sum(r.acceptance.accepted for r in honest),
+        "models": sorted({r.spec.model.value for r in manifest.organisms}),
+    }
