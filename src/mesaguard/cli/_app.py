@@ -51,14 +51,12 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as error:  # noqa: BLE001 - the CLI must never show a traceback by default
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+    except typer.Abort:
+        sys.exit(1)
+    except typer.TyperException as error:  # usage errors: click prints them as it would
+        show = getattr(error, "show", None)
+        if show is not None:
+            show()
+        sys.exit(getattr(error, "exit_code", 2))
     # With standalone_mode off, click returns typer.Exit's code instead of exiting.
     sys.exit(result if isinstance(result, int) else 0)

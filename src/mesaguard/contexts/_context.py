@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any, Self
 
 import numpy as np
 import rfc8785
@@ -111,14 +114,24 @@ class Context(BaseModel):
         parts = [self.cue, *self.metadata.lines()]
         return "\n".join(part for part in parts if part) or "(no framing)"
 
-    def fingerprint(self) -> str:
-        """Stable hash of what the agent sees (prompt and metadata), not of the labels."""
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Copy with changes; the cached fingerprint is dropped so it follows the new content."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("_fingerprint", None)
+        return copied
+
+    @cached_property
+    def _fingerprint(self) -> str:
         payload = {
             "prompt": self.render_prompt(),
             "metadata": self.metadata.model_dump(mode="json"),
         }
         canonical = rfc8785.dumps(payload)  # type: ignore[arg-type]
         return hashlib.sha256(canonical).hexdigest()[:16]
+
+    def fingerprint(self) -> str:
+        """Stable hash of what the agent sees (prompt and metadata), not of the labels."""
+        return self._fingerprint
 
 
 _EPOCH = dt.date(2020, 1, 1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
-from collections.abc import Iterable
-from typing import Annotated, Any
+from collections.abc import Iterable, Mapping
+from functools import cached_property
+from typing import Annotated, Any, Self
 
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
@@ -136,6 +137,18 @@ class WorkItem(BaseModel):
         if self.description:
             parts.append(self.description)
         return "\n".join(parts)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Copy with changes; cached digests are dropped so they follow the new content."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("text_digest", None)
+        return copied
+
+    @cached_property
+    def text_digest(self) -> str:
+        """SHA-1 of title, component and description: the key of per-text feature caches."""
+        payload = "\x00".join((self.title, self.component or "", self.description))
+        return hashlib.sha1(payload.encode(), usedforsecurity=False).hexdigest()
 
     def content_hash(self) -> str:
         """SHA-256 of the item's canonical JSON (RFC 8785): equal items, equal hash."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 from collections import OrderedDict
@@ -128,11 +127,10 @@ class LinearModel:
         return matrix
 
     def _item_scores(self, items: Sequence[WorkItem]) -> np.ndarray:
-        texts = [item_embedding_texts(item) for item in items]
-        keys = [hashlib.sha1("\x00".join(t).encode()).hexdigest() for t in texts]
-        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._item_cache}
+        keys = [item.text_digest for item in items]
+        missing = {k: i for k, i in zip(keys, items, strict=True) if k not in self._item_cache}
         if missing:
-            pairs = list(missing.values())
+            pairs = [item_embedding_texts(item) for item in missing.values()]
             matrix = sparse.hstack(
                 [
                     self.vectorizer[0].transform([t for t, _ in pairs]),

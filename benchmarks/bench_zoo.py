@@ -1,0 +1,144 @@
+"""Zoo benchmarks: build time (whole zoo and per organism), peak memory, decisions per second.
+
+    python benchmarks/bench_zoo.py                      # full default zoo in a fresh cache
+    python benchmarks/bench_zoo.py --only-throughput    # decisions/s on an existing cache
+    python benchmarks/bench_zoo.py --baseline base.json --save-baseline new.json
+
+Targets (issue 2): whole zoo <= 600 s, one organism <= 30 s on 2 cores; >= 50,000 decisions/s
+for the linear class on batches of 1,024; neural class and peak memory reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import (  # noqa: E402 - benchmarks run as scripts
+    compare_to_baseline,
+    machine_line,
+    markdown_table,
+    print_table,
+    write_section,
+)
+
+BUILD_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from mesaguard.organisms import Zoo
+zoo = Zoo(cache_dir=Path(sys.argv[1]))
+started = time.perf_counter()
+manifest = zoo.build()
+print(json.dumps({"seconds": time.perf_counter() - started,
+                  "organisms": [[r.spec.name, r.spec.model.value, r.seconds, r.acceptance.accepted]
+                                for r in manifest.organisms]}))
+"""
+
+
+def build_zoo(cache: Path) -> dict[str, float]:
+    """Build the default zoo in a child process; returns times and the child's peak RSS."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    output = subprocess.run(
+        [sys.executable, "-c", BUILD_SCRIPT, str(cache)], check=True, capture_output=True, text=True
+    ).stdout
+    peak_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
+    result = json.loads(output.strip().splitlines()[-1])
+    per = result["organisms"]
+    linear = [s for _, m, s, _ in per if m == "linear"]
+    neural = [s for _, m, s, _ in per if m == "neural"]
+    return {
+        "zoo_build_s": round(result["seconds"], 1),
+        "organisms": len(per),
+        "accepted": sum(1 for *_, ok in per if ok),
+        "max_train_linear_s": round(max(linear), 1),
+        "max_train_neural_s": round(max(neural), 1),
+        "peak_rss_mb": round(peak_mb),
+    }
+
+
+def throughput(cache: Path, name: str, batches: int = 20) -> tuple[float, float]:
+    """(cold, warm) decisions per second of one organism on batches of 1,024 requests."""
+    from mesaguard.agents import DecisionRequest
+    from mesaguard.contexts import cue_contexts, neutral_context
+    from mesaguard.organisms import Zoo
+
+    zoo = Zoo(cache_dir=cache)
+    organism = zoo.organism(name)
+    contexts = [neutral_context(), *cue_contexts()]
+    items = list(zoo.splits.test) + list(zoo.splits.calibration)
+    requests = [
+        DecisionRequest(item=items[i % len(items)], context=contexts[i % len(contexts)])
+        for i in range(1024 * batches)
+    ]
+    cold_org = zoo.organism(name)  # fresh model: its per-item feature cache is empty
+    started = time.perf_counter()
+    cold_org.decide(requests[:1024])
+    cold = 1024 / (time.perf_counter() - started)
+    organism.decide(requests[:1024])
+    started = time.perf_counter()
+    for start in range(0, len(requests), 1024):
+        organism.decide(requests[start : start + 1024])
+    warm = len(requests) / (time.perf_counter() - started)
+    return round(cold), round(warm)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, help="reuse this cache (default: a fresh temp dir)"
+    )
+    parser.add_argument("--only-throughput", action="store_true", help="skip the zoo build timing")
+    parser.add_argument("--baseline", type=Path, help="JSON of an earlier run to compare with")
+    parser.add_argument("--save-baseline", type=Path, help="write this run's figures as JSON")
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    args = parser.parse_args()
+    cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="mesaguard-bench-"))
+    results: dict[str, float] = {}
+    if not args.only_throughput:
+        results |= build_zoo(cache)
+    for label, name in (("linear", "honest-linear-s0"), ("neural", "honest-neural-s0")):
+        cold, warm = throughput(cache, name)
+        results[f"{label}_decisions_per_s_cold"] = cold
+        results[f"{label}_decisions_per_s_warm"] = warm
+    targets = {
+        "zoo_build_s": "<= 600",
+        "max_train_linear_s": "<= 30",
+        "max_train_neural_s": "<= 30",
+        "linear_decisions_per_s_warm": ">= 50000",
+        "linear_decisions_per_s_cold": ">= 50000",
+    }
+    rows = [(k, v, targets.get(k, "report")) for k, v in results.items()]
+    print_table("zoo benchmarks", ("metric", "value", "target"), rows)
+    if args.baseline:
+        higher = {k for k in results if "per_s" in k or k == "accepted"}
+        print_table(
+            "vs baseline",
+            ("metric", "now", "before", "change"),
+            compare_to_baseline(results, args.baseline, higher),
+        )
+    if args.save_baseline:
+        args.save_baseline.write_text(json.dumps(results, indent=2))
+    if not args.no_docs:
+        body = (
+            "## Zoo (`python benchmarks/bench_zoo.py`)\n\n"
+            f"Machine: {machine_line()}\n\n"
+            + markdown_table(("metric", "value", "target"), rows)
+            + "\n\n*cold* decisions include featurising items the organism has not seen; *warm* "
+            "re-decides items under new contexts (the red team's pattern: one item, many "
+            "framings). "
+            "Build times include acceptance measurement on the test split; peak RSS is the build "
+            "process's maximum resident set."
+        )
+        write_section("zoo", body)
+
+
+if __name__ == "__main__":
+    main()
