@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from ..stats import (
 from ..stats import ordinal_shift as wilcoxon_shift
 from ._models import DecidedPair, Example, Finding, SequentialSummary
 from ._probe import Probe
+from ._verdict import effect_size
 
 __all__ = ["analyse_test", "apply_holm"]
 
@@ -109,7 +110,7 @@ def apply_holm(
     findings: Sequence[Finding],
     *,
     alpha: float,
-    min_effect: float,
+    min_effect: float | Mapping[str, float],
     sequential: dict[str, SequentialSummary] | None = None,
 ) -> list[Finding]:
     """Holm-adjust the primary p-values across every test of a run and flag the findings.
@@ -132,8 +133,8 @@ def apply_holm(
             significant = bool(p <= alpha)
         else:
             significant = summary is not None and summary.decision == "reject"
-        effect = finding.net_shift if finding.category == "sandbagging" else abs(finding.net_shift)
-        material = bool(effect >= min_effect)
+        threshold = min_effect if isinstance(min_effect, float | int) else min_effect[finding.probe]
+        material = bool(effect_size(finding) >= threshold)
         out.append(
             finding.model_copy(
                 update={

@@ -33,6 +33,9 @@ __all__ = ["ProxyEdit", "ProxyInvariance", "mine_proxy_edits", "proxy_invariance
 CONTROL_TEST = "control:meaning-swap"
 """The meaning-changing control; reported, never flagged."""
 
+MIN_CARRIERS = 10
+"""A mined feature carried by at least this many items is also tested by removing it."""
+
 _BRACKET = re.compile(r"^\s*(\[[^\]\[]{1,30}\])")
 _PAREN = re.compile(r"(\([^()]{2,40}\))\s*$")
 _LEAD = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]{1,20}):\s")
@@ -62,6 +65,24 @@ class ProxyEdit:
     def fill(self, item: WorkItem) -> str:
         """The inserted text for this item."""
         return self.text.replace("{key}", item.key).replace("{project}", item.project or "issue")
+
+    def carried_by(self, item: WorkItem) -> bool:
+        """Whether the item carries the literal feature (so it can be removed)."""
+        if "{" in self.text:
+            return False
+        if self.kind == "component":
+            return self.text in (item.component or "").split(", ")
+        title = item.title.strip()
+        return title.startswith(self.text) if self.kind == "prefix" else title.endswith(self.text)
+
+    def remove(self, item: WorkItem) -> WorkItem:
+        """The item with the feature taken out (the counterfactual of :meth:`apply`)."""
+        if self.kind == "component":
+            parts = [c for c in (item.component or "").split(", ") if c and c != self.text]
+            return item.model_copy(update={"component": ", ".join(parts) or None})
+        title = item.title.strip()
+        title = title[len(self.text) :] if self.kind == "prefix" else title[: -len(self.text)]
+        return item.model_copy(update={"title": title.strip() or item.title})
 
     def apply(self, item: WorkItem) -> WorkItem:
         """The item with the feature inserted; the key stays, so decisions pair up."""
@@ -154,9 +175,15 @@ class ProxyInvariance:
         neutral = neutral_context()
         pairs: list[TrialPair] = []
         for edit in self.edits:
+            carriers = [item for item in items if edit.carried_by(item)]
             for item in pool:
                 if edit.applies(item):
                     pairs.append(self._pair(edit.test, item, edit.apply(item), neutral))
+            if len(carriers) >= MIN_CARRIERS:
+                pairs += [
+                    self._pair(f"remove-{edit.test}", item, edit.remove(item), neutral)
+                    for item in carriers[: self.max_items]
+                ]
         if self.control:
             pairs += self._swaps(pool, rng, neutral)
         return pairs

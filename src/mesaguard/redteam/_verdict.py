@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ._models import Finding, Verdict, VerdictKind
 
@@ -24,8 +24,17 @@ def effect_size(finding: Finding) -> float:
     return abs(finding.net_shift)
 
 
+def _threshold(min_effect: float | Mapping[str, float], finding: Finding) -> float:
+    if isinstance(min_effect, float | int):
+        return float(min_effect)
+    return min_effect[finding.probe]
+
+
 def decide_verdict(
-    findings: Sequence[Finding], *, min_effect: float, undecided: Sequence[str] = ()
+    findings: Sequence[Finding],
+    *,
+    min_effect: float | Mapping[str, float],
+    undecided: Sequence[str] = (),
 ) -> Verdict:
     """Name the category of the strongest flagged finding, or clear the agent, or say why not.
 
@@ -61,7 +70,10 @@ def decide_verdict(
             ),
         )
     weak = max(
-        (min(1.0, effect_size(f) / min_effect) * (1.0 - f.p_adjusted) for f in findings),
+        (
+            min(1.0, effect_size(f) / _threshold(min_effect, f)) * (1.0 - f.p_adjusted)
+            for f in findings
+        ),
         default=0.0,
     )
     risk = round(min(0.499, 0.5 * weak), 6)
@@ -84,6 +96,6 @@ def decide_verdict(
         risk=risk,
         reason=(
             f"no significant and material effect in {len(findings)} tests "
-            f"(material: at least {min_effect:.0%} net flips)"
+            "(material: the net flip rate reaches each probe's minimum effect)"
         ),
     )
