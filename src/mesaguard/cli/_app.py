@@ -28,11 +28,13 @@ def _register_subcommands() -> None:
     from ._data import data_app
     from ._demo import register_demo
     from ._log import log_app
+    from ._redteam import redteam_app
     from ._zoo import zoo_app
 
     app.add_typer(data_app, name="data")
     app.add_typer(zoo_app, name="zoo")
     app.add_typer(log_app, name="log")
+    app.add_typer(redteam_app, name="redteam")
     register_demo(app)
 
 
