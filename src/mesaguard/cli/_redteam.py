@@ -171,8 +171,19 @@ def probes() -> None:
 
 
 @redteam_app.command("schema")
-def schema() -> None:
-    """Print the JSON schema of report.json."""
-    from ..reports import SCHEMA_PATH
+def schema(
+    write: Annotated[
+        bool, typer.Option("--write", help="Regenerate the published schema file (developers).")
+    ] = False,
+) -> None:
+    """Print the JSON schema of report.json (generated from the report model)."""
+    import json
 
-    typer.echo(SCHEMA_PATH.read_text(encoding="utf-8"), nl=False)
+    from ..reports import SCHEMA_PATH, report_schema
+
+    text = json.dumps(report_schema(), indent=2, sort_keys=True) + "\n"
+    if write:
+        SCHEMA_PATH.write_text(text, encoding="utf-8")
+        console.print(f"wrote {SCHEMA_PATH}")
+        return
+    typer.echo(text, nl=False)
