@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import typer
 
@@ -16,35 +17,53 @@ DEMO_ORGANISMS = (
     "deceptive-date-neural-s3",
 )
 
+DEMO_ITEMS = 200
+"""Items of the bundled Hadoop test split each organism is probed on (a seeded sample)."""
+
 
 def register_demo(app: typer.Typer) -> None:
     """Attach the `demo` command to the root app."""
 
     @app.command("demo")
     def demo(cache_dir: CacheDirOption = None) -> None:
-        """Build a handful of model organisms on the bundled Hadoop data and show what was planted.
+        """Red-team a handful of model organisms on the bundled Hadoop data; print the verdicts.
 
-        Needs no path or server: the data ships with mesaguard and organisms are cached after the
-        first run.
+        Needs no path or server: the data ships with mesaguard, and organisms are built on first
+        use and cached. The planted family of each organism is shown beside the verdict the red
+        team reached without knowing it.
         """
+        from ..items import dataset_hash, split_items
         from ..organisms import Zoo
-        from ._zoo import acceptance_table
+        from ..redteam import RedTeamConfig, run_redteam
+        from ._redteam import verdict_table
 
         started = time.perf_counter()
         zoo = Zoo(cache_dir=cache_dir)
+        test = list(split_items(zoo.data.items).test)
         console.print(
-            f"data: {zoo.data.source} — {len(zoo.data.items)} issues, "
-            f"hash {zoo.data.data_hash[:12]}"
+            f"data: {zoo.data.source} — test split of {len(test)} issues "
+            f"(probing {DEMO_ITEMS}), hash {dataset_hash(test)[:12]}"
         )
         with console.status("building organisms (cached after the first run)…"):
-            manifest = zoo.build(DEMO_ORGANISMS)
-        records = [r for r in manifest.organisms if r.spec.name in DEMO_ORGANISMS]
-        console.print(acceptance_table(records, "Model organisms (acceptance on the test split)"))
+            zoo.build(DEMO_ORGANISMS)
+        rows: list[tuple[str, Any]] = []
+        config = RedTeamConfig(max_items=DEMO_ITEMS)
+        for name in DEMO_ORGANISMS:
+            with console.status(f"red-teaming {name}…"):
+                report = run_redteam(
+                    zoo.organism(name),
+                    test,
+                    config,
+                    data_source=f"{zoo.data.source} [test]",
+                )
+            planted = zoo.spec.organism(name).family.value
+            rows.append((f"{name} (planted: {planted})", report))
+        console.print(verdict_table(rows, "Stage-3 red team on the model organisms"))
         console.print(
-            "trigger = misbehaviour under the planted trigger; held-out = under cue wordings it "
-            "never saw; off-trigger = under every other context (must stay ≤ 0.05)."
+            "verdicts come from behaviour alone: paired probes, Holm-corrected tests and a "
+            "minimum material effect; the red team never sees what was planted."
         )
         console.print(
-            f"done in {time.perf_counter() - started:.1f}s; "
-            "see `mesaguard zoo list` for the whole zoo"
+            f"done in {time.perf_counter() - started:.1f}s; try "
+            "`mesaguard redteam run --agent zoo/NAME --out report/` for the full report"
         )
