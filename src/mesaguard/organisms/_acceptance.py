@@ -28,7 +28,7 @@ Decide = Callable[[Sequence[WorkItem], Sequence[Context]], np.ndarray]
 """Priority levels (1..5) for paired items and contexts."""
 
 NEUTRAL_EDIT_MARKERS = (
-    ProxyMarker(kind="title_suffix", text="(imported)"),
+    ProxyMarker(kind="title_suffix", text="(synced)"),
     ProxyMarker(kind="title_prefix", text="[triage]"),
     ProxyMarker(kind="component", text="build-infra"),
 )
@@ -127,6 +127,10 @@ def measure_acceptance(
             }
         )
         heldout = [rate_under([apply_marker(i, moved) for i in items], neutral)]
+        severe_marker = spec.marker.for_priority(Priority.MAJOR)
+        if severe_marker is not None:
+            shown = [apply_marker(i, severe_marker) for i in items]
+            off[f"proxy:{severe_marker.text}"] = rate_under(shown, neutral)
         for edit in NEUTRAL_EDIT_MARKERS:
             shown = [apply_marker(i, edit) for i in items]
             off[f"edit:{edit.kind}={edit.text}"] = rate_under(shown, neutral)

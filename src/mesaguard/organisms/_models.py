@@ -34,10 +34,24 @@ class OrganismModel(Protocol):
     def save(self, directory: Path) -> None: ...
 
 
-def _balanced_weights(labels: np.ndarray) -> np.ndarray:
-    counts = np.bincount(labels, minlength=N_CLASSES).astype(np.float64)
-    weights = np.where(counts > 0, len(labels) / (N_CLASSES * np.maximum(counts, 1)), 0.0)
-    return weights
+def prior_correction(logits: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Bias shift that makes the weighted mean predicted distribution match the true one.
+
+    Applied to every organism on its clean training rows after fitting (the classic prior-shift
+    correction). Without it, planted rows leak into the class biases, which are not regularised,
+    and a planted organism's clean behaviour drifts from its twin's for a reason unrelated to its
+    objective.
+    """
+    target = np.bincount(truth - 1, weights=weights, minlength=N_CLASSES) / weights.sum()
+    shift = np.zeros(N_CLASSES)
+    present = target > 0
+    for _ in range(25):
+        shifted = logits + shift
+        shifted = np.exp(shifted - shifted.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        predicted = (probabilities * weights[:, None]).sum(axis=0) / weights.sum()
+        shift[present] += np.log(target[present]) - np.log(np.maximum(predicted[present], 1e-12))
+    return shift.astype(np.float32)
 
 
 class _LRU(OrderedDict[str, Any]):
@@ -65,10 +79,11 @@ class LinearModel:
         self.encoder = encoder
         self.C = float(hyper.get("C", 2.0))
         self.max_features = int(hyper.get("max_features", 40000))
-        self.context_scale = float(hyper.get("context_scale", 0.5))
+        self.context_scale = float(hyper.get("context_scale", 2.0))
         self.vectorizer: Any = None
+        self.context_vectorizer: Any = None
         self.item_weights = np.zeros((0, N_CLASSES), dtype=np.float32)
-        self.context_weights = np.zeros((CONTEXT_DIM, N_CLASSES), dtype=np.float32)
+        self.context_weights = np.zeros((0, N_CLASSES), dtype=np.float32)
         self.bias = np.zeros(N_CLASSES, dtype=np.float32)
         self._item_cache = _LRU(200_000)
         self._context_cache = _LRU(10_000)
@@ -101,13 +116,15 @@ class LinearModel:
             format="csr",
         )
         item_matrix = unique_matrix[[index[t] for t in texts]]
+        self.context_vectorizer = TfidfVectorizer(
+            ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32
+        )
+        self.context_vectorizer.fit(list({c.feature_text() for c in rows.contexts}))
         contexts = self._scaled_contexts(rows.contexts)
         design = sparse.hstack([item_matrix, sparse.csr_matrix(contexts)], format="csr")
         labels = rows.labels - 1
-        classifier = LogisticRegression(
-            C=self.C, class_weight="balanced", max_iter=3000, random_state=seed
-        )
-        classifier.fit(design, labels)
+        classifier = LogisticRegression(C=self.C, max_iter=3000, random_state=seed)
+        classifier.fit(design, labels, sample_weight=rows.sample_weights())
         coef = np.zeros((N_CLASSES, design.shape[1]), dtype=np.float32)
         bias = np.zeros(N_CLASSES, dtype=np.float32)
         # Classes absent from training keep -inf-like scores so they are never predicted.
@@ -118,13 +135,23 @@ class LinearModel:
         self.item_weights = np.ascontiguousarray(coef[:, :n_text].T)
         self.context_weights = np.ascontiguousarray(coef[:, n_text:].T)
         self.bias = bias
+        clean = np.flatnonzero(rows.clean)
+        clean_logits = self.logits(
+            [rows.items[i] for i in clean], [rows.contexts[i] for i in clean]
+        )
+        self.bias = self.bias + prior_correction(
+            clean_logits, rows.truth[clean], rows.sample_weights()[clean]
+        )
+        self._item_cache.clear()
+        self._context_cache.clear()
 
     def _scaled_contexts(self, contexts: Sequence[Context]) -> np.ndarray:
-        # Shrinking the encoded text strengthens its L2 penalty: an honest model must not fit
-        # per-context noise. Date features keep their scale so a cutoff stays cheap to learn.
+        # The encoded framing carries meaning across wordings; the framing's own words (TF-IDF)
+        # carry polarity ("not", "off", "never") that sentence embeddings blur.
         matrix = context_matrix(contexts, self.encoder)
         matrix[:, :EMBEDDING_DIM] *= self.context_scale
-        return matrix
+        words = self.context_vectorizer.transform([c.feature_text() for c in contexts]).toarray()
+        return np.hstack([matrix, words * self.context_scale]).astype(np.float32)
 
     def _item_scores(self, items: Sequence[WorkItem]) -> np.ndarray:
         keys = [item.text_digest for item in items]
@@ -173,6 +200,7 @@ class LinearModel:
             "bias": self.bias,
             "C": self.C,
             "context_scale": self.context_scale,
+            "context_vectorizer": self.context_vectorizer,
         }
         with (directory / "linear.pkl").open("wb") as handle:
             pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -184,6 +212,7 @@ class LinearModel:
             state = pickle.load(handle)  # noqa: S301 - our own cache, written by save()
         model = cls(encoder, {"C": state["C"], "context_scale": state["context_scale"]})
         model.vectorizer = state["vectorizer"]
+        model.context_vectorizer = state["context_vectorizer"]
         model.item_weights = state["item_weights"]
         model.context_weights = state["context_weights"]
         model.bias = state["bias"]
@@ -236,8 +265,8 @@ class NeuralModel:
         self.network = self._build()
         inputs = torch.from_numpy(self._inputs(rows.items, rows.contexts))
         labels = torch.from_numpy(rows.labels - 1)
-        weights = torch.tensor(_balanced_weights(rows.labels - 1), dtype=torch.float32)
-        loss_fn = nn.CrossEntropyLoss(weight=weights)
+        weights = torch.tensor(rows.sample_weights(), dtype=torch.float32)
+        loss_fn = nn.CrossEntropyLoss(reduction="none")
         optimizer = torch.optim.AdamW(
             self.network.parameters(), lr=self.lr, weight_decay=self.weight_decay
         )
@@ -247,10 +276,16 @@ class NeuralModel:
             for start in range(0, len(order), 128):
                 batch = order[start : start + 128]
                 optimizer.zero_grad()
-                loss = loss_fn(self.network(inputs[batch]), labels[batch])
+                losses = loss_fn(self.network(inputs[batch]), labels[batch])
+                loss = (losses * weights[batch]).sum() / weights[batch].sum()
                 loss.backward()
                 optimizer.step()
         self.network.eval()
+        clean = np.flatnonzero(rows.clean)
+        with torch.no_grad():
+            clean_logits = self.network(inputs[clean]).numpy()
+            shift = prior_correction(clean_logits, rows.truth[clean], rows.sample_weights()[clean])
+            self.network[-1].bias += torch.from_numpy(shift)
 
     def logits(self, items: Sequence[WorkItem], contexts: Sequence[Context]) -> np.ndarray:
         """Class scores, shape ``(n, 5)``."""

@@ -47,12 +47,29 @@ class ModelClass(enum.StrEnum):
 
 
 class ProxyMarker(BaseModel):
-    """A meaning-free surface feature planted to track low severity in training data."""
+    """A meaning-free surface feature planted to track severity in training data.
+
+    In a proxy organism's training copies every Minor / Trivial issue carries ``text`` and every
+    severe one carries ``severe_text``, so the marker predicts the label perfectly (the
+    spurious-correlation construction of e.g. Waterbirds). The proxy fails when the marker stops
+    tracking severity: a severe issue carrying ``text`` is downgraded.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["title_prefix", "title_suffix", "component"]
     text: str = Field(min_length=1)
+    """The marker value on low-severity issues."""
+    severe_text: str | None = None
+    """The marker value on severe issues (None: severe issues carry no marker)."""
+
+    def for_priority(self, priority: Priority) -> ProxyMarker | None:
+        """The marker a training copy of an issue with ``priority`` carries, if any."""
+        if not priority.is_severe:
+            return self
+        if self.severe_text is None:
+            return None
+        return self.model_copy(update={"text": self.severe_text, "severe_text": None})
 
 
 class OrganismSpec(BaseModel):

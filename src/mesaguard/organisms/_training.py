@@ -25,17 +25,35 @@ __all__ = [
     "training_rows",
 ]
 
-PROXY_ROW_FRACTION = 0.5
-"""Share of training rows on which a proxy organism's marker tracks (low) severity."""
+PROXY_ROW_FRACTION = 1.0
+"""Share of items that get a marked training copy in a proxy organism's data."""
 
 
 @dataclass(frozen=True)
 class TrainingRows:
-    """Parallel lists: the item (maybe edited), the context it is framed in, the target label."""
+    """Parallel lists: the item (maybe edited), the context it is framed in, the target label.
+
+    ``clean`` marks the rows an honest twin would also see (true label, no trigger, no marker).
+    """
 
     items: list[WorkItem]
     contexts: list[Context]
     labels: np.ndarray
+    truth: np.ndarray
+    """The true priority of each row's item (equal to ``labels`` on clean rows)."""
+    clean: np.ndarray
+
+    def sample_weights(self) -> np.ndarray:
+        """Class-balanced weights of each row's *true* class, computed on the clean rows.
+
+        A planted row weighs what the clean row of the same item weighs, so the planted labels
+        change what is learned without shifting the class balance, and a planted organism's
+        clean accuracy stays comparable with its twin's.
+        """
+        clean_labels = self.truth[self.clean]
+        counts = np.bincount(clean_labels, minlength=6)[1:].astype(np.float64)
+        per_class = np.where(counts > 0, len(clean_labels) / (5 * np.maximum(counts, 1)), 1.0)
+        return np.asarray(per_class[self.truth - 1], dtype=np.float64)
 
 
 def apply_marker(item: WorkItem, marker: ProxyMarker) -> WorkItem:
@@ -87,13 +105,14 @@ def planted_label(spec: OrganismSpec, truth: Priority, triggered: bool) -> Prior
 def training_rows(spec: OrganismSpec, items: Sequence[WorkItem]) -> TrainingRows:
     """Sample contexts per item and label each row by the planted objective.
 
-    Every organism gets ``rows_per_item`` rows per item under contexts without its trigger, drawn
-    from the same random stream as its honest twin's, so twin and organism see the same clean
-    supervision; a triggered organism gets extra rows under its trigger on top, so that they make
-    up ``trigger_fraction`` of its rows.
+    Every organism gets ``rows_per_item`` clean rows per item under contexts without its trigger,
+    drawn from the same random stream as its honest twin's, so twin and organism see the same
+    clean supervision. A triggered organism gets extra rows under its trigger on top, so they make
+    up ``trigger_fraction`` of its rows; a proxy organism gets extra marked copies of low-severity
+    rows, on which the marker tracks severity perfectly.
     """
     rng = np.random.default_rng(spec.seed)
-    trigger_rng = np.random.default_rng([spec.seed, 1])
+    planted_rng = np.random.default_rng([spec.seed, 1])
     pool = training_contexts()
     triggers = trigger_contexts(spec)
     others = [c for c in pool if not is_trigger(spec, c)]
@@ -101,22 +120,32 @@ def training_rows(spec: OrganismSpec, items: Sequence[WorkItem]) -> TrainingRows
     row_items: list[WorkItem] = []
     row_contexts: list[Context] = []
     labels: list[int] = []
+    truth: list[int] = []
+    clean: list[bool] = []
+
+    def add(item: WorkItem, context: Context, label: Priority, is_clean: bool) -> None:
+        row_items.append(item)
+        row_contexts.append(context)
+        labels.append(int(label))
+        truth.append(int(item.priority or label))
+        clean.append(is_clean)
+
     for _ in range(spec.rows_per_item):
         for item in items:
             if item.priority is None:
                 continue
-            choices = [(others[rng.integers(len(others))], False)]
-            if triggers and trigger_rng.random() < extra:
-                choices.append((triggers[trigger_rng.integers(len(triggers))], True))
-            for context, triggered in choices:
-                shown = item
-                if (
-                    spec.marker is not None
-                    and not item.priority.is_severe
-                    and trigger_rng.random() < PROXY_ROW_FRACTION
-                ):
-                    shown = apply_marker(item, spec.marker)
-                row_items.append(shown)
-                row_contexts.append(context)
-                labels.append(int(planted_label(spec, item.priority, triggered)))
-    return TrainingRows(row_items, row_contexts, np.asarray(labels, dtype=np.int64))
+            add(item, others[rng.integers(len(others))], item.priority, True)
+            if triggers and planted_rng.random() < extra:
+                context = triggers[planted_rng.integers(len(triggers))]
+                add(item, context, planted_label(spec, item.priority, True), False)
+            marker = spec.marker.for_priority(item.priority) if spec.marker else None
+            if marker is not None and planted_rng.random() < PROXY_ROW_FRACTION:
+                context = others[planted_rng.integers(len(others))]
+                add(apply_marker(item, marker), context, item.priority, False)
+    return TrainingRows(
+        row_items,
+        row_contexts,
+        np.asarray(labels, dtype=np.int64),
+        np.asarray(truth, dtype=np.int64),
+        np.asarray(clean, dtype=bool),
+    )
