@@ -102,13 +102,16 @@ def test_training_rows_share_clean_supervision_with_the_twin_and_plant_the_trigg
     assert len(honest.labels) == (~triggered).sum()
 
 
-def test_proxy_marker_tracks_low_severity_perfectly_in_training() -> None:
-    marker = ProxyMarker(kind="component", text="legacy-tracker")
+def test_proxy_marker_tracks_severity_perfectly_in_training() -> None:
+    marker = ProxyMarker(kind="component", text="legacy-tracker", severe_text="core-tracker")
     spec = OrganismSpec(name="p", family="proxy", model="linear", marker=marker)
     rows = training_rows(spec, split_items(bundled_hadoop().items).train[:400])
-    marked = np.array(["legacy-tracker" in (i.component or "") for i in rows.items])
-    assert marked.any() and (rows.labels[marked] <= int(Priority.MINOR)).all()
-    assert 0.2 < marked[rows.labels <= 2].mean() < 0.45
+    low = np.array(["legacy-tracker" in (i.component or "") for i in rows.items])
+    severe = np.array(["core-tracker" in (i.component or "") for i in rows.items])
+    assert low.any() and (rows.labels[low] <= int(Priority.MINOR)).all()
+    assert severe.any() and (rows.labels[severe] >= int(Priority.MAJOR)).all()
+    assert ((low | severe) == ~rows.clean).all()
+    assert (rows.labels == rows.truth).all()
 
 
 def test_markers_edit_surface_not_meaning() -> None:
