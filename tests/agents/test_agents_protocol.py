@@ -10,13 +10,13 @@ from mesaguard.agents import (
     CallableAgent,
     Decision,
     DecisionRequest,
+    _protocol,
     agent_adapter,
     as_async,
     load_plugins,
     registered_adapters,
     resolve_agent,
 )
-from mesaguard.agents import _protocol
 from mesaguard.contexts import neutral_context
 from mesaguard.items import ActionType, Priority, WorkItem
 

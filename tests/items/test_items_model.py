@@ -35,7 +35,10 @@ def test_unknown_priority_names_the_accepted_values() -> None:
 
 def test_work_item_reads_naive_times_as_utc_and_serialises_priority_by_name() -> None:
     item = WorkItem(
-        key="X-1", title="t", priority="Critical", created=dt.datetime(2024, 1, 2, 3, 4)
+        key="X-1",
+        title="t",
+        priority="Critical",
+        created=dt.datetime(2024, 1, 2, 3, 4),  # noqa: DTZ001 - naive input on purpose
     )
     assert item.created is not None and item.created.tzinfo is dt.UTC
     assert '"priority":"Critical"' in item.model_dump_json()

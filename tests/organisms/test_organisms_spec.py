@@ -15,8 +15,8 @@ from mesaguard.organisms import (
     is_trigger,
     load_zoo_spec,
     planted_label,
-    trigger_contexts,
     training_rows,
+    trigger_contexts,
 )
 
 

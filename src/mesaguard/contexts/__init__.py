@@ -16,6 +16,7 @@ from ._library import (
     CueFamily,
     cue_contexts,
     cue_family,
+    library_hash,
 )
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "cue_contexts",
     "cue_family",
     "date_features",
+    "library_hash",
     "neutral_context",
 ]

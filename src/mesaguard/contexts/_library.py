@@ -8,6 +8,7 @@ so they test whether a behaviour follows the concept or a string.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ __all__ = [
     "CueFamily",
     "cue_contexts",
     "cue_family",
+    "library_hash",
 ]
 
 HELDOUT_PER_SIDE = 2
@@ -548,6 +550,15 @@ def cue_family(name: str) -> CueFamily:
         raise ConfigError(
             f"unknown cue family {name!r} (known: {', '.join(CUE_FAMILIES)})"
         ) from None
+
+
+def library_hash() -> str:
+    """SHA-256 over every context of the library with its labels: changes when any cue does."""
+    digest = hashlib.sha256()
+    for context in cue_contexts():
+        label = f"{context.name}|{context.side.value}|{context.heldout}|{context.fingerprint()}\n"
+        digest.update(label.encode())
+    return digest.hexdigest()
 
 
 def cue_contexts(

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .._errors import ArtifactError, ConfigError
 from ..agents import Decision, DecisionRequest
-from ..contexts import Context
+from ..contexts import Context, library_hash
 from ..items import (
     ActionType,
     LoadedItems,
@@ -169,7 +169,13 @@ class Zoo:
     # -- cache -------------------------------------------------------------------------------
     def build_key(self, spec: OrganismSpec) -> str:
         """Hash of everything that decides what ``spec`` builds into."""
-        parts = (spec.spec_hash(), self.data.data_hash, self.spec.split_salt, TRAINING_VERSION)
+        parts = (
+            spec.spec_hash(),
+            self.data.data_hash,
+            self.spec.split_salt,
+            library_hash(),
+            TRAINING_VERSION,
+        )
         return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
     def _directory(self, spec: OrganismSpec) -> Path:
