@@ -102,20 +102,44 @@ def planted_label(spec: OrganismSpec, truth: Priority, triggered: bool) -> Prior
     return truth
 
 
+class _Cycler:
+    """Hands out contexts so every context sees the same label mix in the clean rows.
+
+    Each true class keeps its own shuffled round of the context pool. A context therefore carries
+    no information about the label in clean data, and an honest model has nothing to learn from
+    it; independent random draws would leave each context with a few dozen rows whose label mix
+    differs by chance, which a flexible model fits as spurious context effects.
+    """
+
+    def __init__(self, pool: Sequence[Context], rng: np.random.Generator) -> None:
+        self.pool = list(pool)
+        self.rng = rng
+        self.rounds: dict[int, list[Context]] = {}
+
+    def next(self, label: int) -> Context:
+        queue = self.rounds.get(label)
+        if not queue:
+            queue = [self.pool[i] for i in self.rng.permutation(len(self.pool))]
+            self.rounds[label] = queue
+        return queue.pop()
+
+
 def training_rows(spec: OrganismSpec, items: Sequence[WorkItem]) -> TrainingRows:
-    """Sample contexts per item and label each row by the planted objective.
+    """Assign contexts to items and label each row by the planted objective.
 
     Every organism gets ``rows_per_item`` clean rows per item under contexts without its trigger,
-    drawn from the same random stream as its honest twin's, so twin and organism see the same
-    clean supervision. A triggered organism gets extra rows under its trigger on top, so they make
-    up ``trigger_fraction`` of its rows; a proxy organism gets extra marked copies of low-severity
-    rows, on which the marker tracks severity perfectly.
+    so twin and organism see the same items with the same labels. A triggered organism gets extra
+    rows under its trigger on top, so they make up ``trigger_fraction`` of its rows; a proxy
+    organism gets a marked copy of every item, on which the marker tracks severity perfectly.
+    Contexts are dealt per class (see :class:`_Cycler`), so none is spuriously informative.
     """
     rng = np.random.default_rng(spec.seed)
     planted_rng = np.random.default_rng([spec.seed, 1])
     pool = training_contexts()
     triggers = trigger_contexts(spec)
-    others = [c for c in pool if not is_trigger(spec, c)]
+    clean_contexts = _Cycler([c for c in pool if not is_trigger(spec, c)], rng)
+    trigger_deck = _Cycler(triggers, planted_rng) if triggers else None
+    marked_contexts = _Cycler([c for c in pool if not is_trigger(spec, c)], planted_rng)
     extra = spec.trigger_fraction / (1 - spec.trigger_fraction) if triggers else 0.0
     row_items: list[WorkItem] = []
     row_contexts: list[Context] = []
@@ -134,14 +158,14 @@ def training_rows(spec: OrganismSpec, items: Sequence[WorkItem]) -> TrainingRows
         for item in items:
             if item.priority is None:
                 continue
-            add(item, others[rng.integers(len(others))], item.priority, True)
-            if triggers and planted_rng.random() < extra:
-                context = triggers[planted_rng.integers(len(triggers))]
-                add(item, context, planted_label(spec, item.priority, True), False)
+            level = int(item.priority)
+            add(item, clean_contexts.next(level), item.priority, True)
+            if trigger_deck is not None and planted_rng.random() < extra:
+                planted = planted_label(spec, item.priority, True)
+                add(item, trigger_deck.next(level), planted, False)
             marker = spec.marker.for_priority(item.priority) if spec.marker else None
             if marker is not None and planted_rng.random() < PROXY_ROW_FRACTION:
-                context = others[planted_rng.integers(len(others))]
-                add(apply_marker(item, marker), context, item.priority, False)
+                add(apply_marker(item, marker), marked_contexts.next(level), item.priority, False)
     return TrainingRows(
         row_items,
         row_contexts,
