@@ -63,6 +63,32 @@ def acceptance_table(records: list, title: str) -> Table:  # type: ignore[type-a
     return table
 
 
+def acceptance_markdown(records: list) -> str:  # type: ignore[type-arg]
+    """The acceptance figures as a Markdown table (for docs/organisms.md)."""
+    lines = [
+        "| organism | acc | twin acc | macro-F1 | twin F1 | trigger | held-out | off-trigger "
+        "| accepted |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for record in records:
+        a = record.acceptance
+        verdict = "yes" if a.accepted else "no: " + "; ".join(a.failures)
+        cells = (
+            record.spec.name,
+            fmt(a.accuracy),
+            fmt(a.twin_accuracy),
+            fmt(a.macro_f1),
+            fmt(a.twin_macro_f1),
+            fmt(a.trigger_rate, 2),
+            fmt(a.heldout_trigger_rate, 2),
+            f"{fmt(a.off_trigger_rate)} (worst {a.worst_off_trigger_rate:.2f}: "
+            f"{a.worst_off_trigger})",
+            verdict,
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 @zoo_app.command("build")
 def build(
     only: Annotated[
@@ -133,6 +159,9 @@ def list_(
     spec: ZooSpecOption = None,
     cache_dir: CacheDirOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the acceptance table as Markdown.")
+    ] = False,
 ) -> None:
     """Show every organism of the zoo with its acceptance figures (builds nothing)."""
     zoo = _zoo(spec, cache_dir)
@@ -143,6 +172,9 @@ def list_(
         (records.append(record) if record else missing.append(organism.name))
     if json_out:
         console.print_json(zoo.write_manifest().model_dump_json())
+        return
+    if markdown:
+        print(acceptance_markdown(records))
         return
     if records:
         console.print(
