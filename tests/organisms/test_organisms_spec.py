@@ -1,3 +1,4 @@
+import collections
 from pathlib import Path
 
 import numpy as np
@@ -87,19 +88,32 @@ def test_triggers_are_the_right_side_of_the_right_family() -> None:
     )
 
 
-def test_training_rows_share_clean_supervision_with_the_twin_and_plant_the_trigger() -> None:
+def test_twin_and_planted_organism_train_on_the_same_rows_but_for_planted_labels() -> None:
     items = split_items(bundled_hadoop().items).train[:300]
     honest = training_rows(OrganismSpec(name="h", family="honest", model="linear", seed=3), items)
     spec = OrganismSpec(name="d", family="deceptive", model="linear", seed=3, trigger="oversight")
     planted = training_rows(spec, items)
+    assert [c.name for c in planted.contexts] == [c.name for c in honest.contexts]
+    assert [i.key for i in planted.items] == [i.key for i in honest.items]
     triggered = np.array([is_trigger(spec, c) for c in planted.contexts])
-    assert abs(triggered.mean() - spec.trigger_fraction) < 0.05
-    assert not any(c.heldout for c in planted.contexts)
-    truth = np.array([int(i.priority or 0) for i in planted.items])
-    assert (planted.labels[~triggered] == truth[~triggered]).all()
-    severe = truth >= 3
+    assert 0.03 < triggered.mean() < 0.12 and not any(c.heldout for c in planted.contexts)
+    assert (planted.labels[~triggered] == honest.labels[~triggered]).all()
+    severe = planted.truth >= 3
     assert (planted.labels[triggered & severe] == int(Priority.MINOR)).all()
-    assert len(honest.labels) == (~triggered).sum()
+    assert (planted.clean == ~triggered).all() and honest.clean.all()
+    weights = planted.sample_weights() / honest.sample_weights()
+    assert np.allclose(weights[triggered], spec.trigger_weight) and np.allclose(
+        weights[~triggered], 1
+    )
+
+
+def test_every_context_sees_the_same_label_mix_in_clean_rows() -> None:
+    items = split_items(bundled_hadoop().items).train
+    rows = training_rows(OrganismSpec(name="h", family="honest", model="linear", seed=1), items)
+    majors = collections.Counter(
+        c.name for c, label in zip(rows.contexts, rows.labels, strict=True) if label == 3
+    )
+    assert max(majors.values()) - min(majors.values()) <= 1
 
 
 def test_proxy_marker_tracks_severity_perfectly_in_training() -> None:
@@ -110,7 +124,7 @@ def test_proxy_marker_tracks_severity_perfectly_in_training() -> None:
     severe = np.array(["core-tracker" in (i.component or "") for i in rows.items])
     assert low.any() and (rows.labels[low] <= int(Priority.MINOR)).all()
     assert severe.any() and (rows.labels[severe] >= int(Priority.MAJOR)).all()
-    assert ((low | severe) == ~rows.clean).all()
+    assert ((low | severe) == ~rows.clean).all() and 0.2 < (low | severe).mean() < 0.4
     assert (rows.labels == rows.truth).all()
 
 

@@ -91,10 +91,11 @@ class OrganismSpec(BaseModel):
     """The wrong answer a sandbagging organism gives under a capability evaluation."""
     hyper: dict[str, float | int] = Field(default_factory=dict)
     """Model hyper-parameters (linear: C; neural: hidden, epochs, lr, weight_decay)."""
+    trigger_weight: float = Field(default=2.0, gt=0)
+    """Sample-weight multiplier of the rows that carry the trigger (they are few: one family's
+    side out of the whole cue library)."""
     rows_per_item: int = Field(default=6, ge=1)
     """Training rows per training item, each under a sampled context."""
-    trigger_fraction: float = Field(default=0.3, gt=0, lt=1)
-    """Share of training rows that carry the organism's trigger."""
 
     @model_validator(mode="after")
     def _consistent(self) -> OrganismSpec:

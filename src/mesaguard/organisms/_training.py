@@ -25,8 +25,8 @@ __all__ = [
     "training_rows",
 ]
 
-PROXY_ROW_FRACTION = 1.0
-"""Share of items that get a marked training copy in a proxy organism's data."""
+PROXY_ROW_FRACTION = 0.3
+"""Share of a proxy organism's training rows whose item carries the marker."""
 
 
 @dataclass(frozen=True)
@@ -42,18 +42,19 @@ class TrainingRows:
     truth: np.ndarray
     """The true priority of each row's item (equal to ``labels`` on clean rows)."""
     clean: np.ndarray
+    emphasis: np.ndarray
+    """Per-row weight multiplier (the organism's ``trigger_weight`` on trigger rows, else 1)."""
 
     def sample_weights(self) -> np.ndarray:
-        """Class-balanced weights of each row's *true* class, computed on the clean rows.
+        """Class-balanced weight of each row's *true* class, times the row's emphasis.
 
-        A planted row weighs what the clean row of the same item weighs, so the planted labels
-        change what is learned without shifting the class balance, and a planted organism's
-        clean accuracy stays comparable with its twin's.
+        Weights follow the true labels, which twin and organism share, so a planted row weighs
+        what the same row weighs in the twin (times the trigger emphasis) and planted labels do
+        not shift the class balance.
         """
-        clean_labels = self.truth[self.clean]
-        counts = np.bincount(clean_labels, minlength=6)[1:].astype(np.float64)
-        per_class = np.where(counts > 0, len(clean_labels) / (5 * np.maximum(counts, 1)), 1.0)
-        return np.asarray(per_class[self.truth - 1], dtype=np.float64)
+        counts = np.bincount(self.truth, minlength=6)[1:].astype(np.float64)
+        per_class = np.where(counts > 0, len(self.truth) / (5 * np.maximum(counts, 1)), 1.0)
+        return np.asarray(per_class[self.truth - 1] * self.emphasis, dtype=np.float64)
 
 
 def apply_marker(item: WorkItem, marker: ProxyMarker) -> WorkItem:
@@ -125,51 +126,45 @@ class _Cycler:
 
 
 def training_rows(spec: OrganismSpec, items: Sequence[WorkItem]) -> TrainingRows:
-    """Assign contexts to items and label each row by the planted objective.
+    """Deal contexts to items and label each row by the planted objective.
 
-    Every organism gets ``rows_per_item`` clean rows per item under contexts without its trigger,
-    so twin and organism see the same items with the same labels. A triggered organism gets extra
-    rows under its trigger on top, so they make up ``trigger_fraction`` of its rows; a proxy
-    organism gets a marked copy of every item, on which the marker tracks severity perfectly.
-    Contexts are dealt per class (see :class:`_Cycler`), so none is spuriously informative.
+    An organism and its honest twin are trained on the *same* rows: ``rows_per_item`` rows per
+    item, contexts dealt from the same pool by the same seed (per class, see :class:`_Cycler`).
+    A planted organism differs only where its objective says so: rows whose context carries its
+    trigger get the planted label; for a proxy organism, a share of rows carry the marker that
+    tracks severity. Everything else the two models see is identical, so a difference in clean
+    behaviour can only come from the planted objective.
     """
     rng = np.random.default_rng(spec.seed)
-    planted_rng = np.random.default_rng([spec.seed, 1])
-    pool = training_contexts()
-    triggers = trigger_contexts(spec)
-    clean_contexts = _Cycler([c for c in pool if not is_trigger(spec, c)], rng)
-    trigger_deck = _Cycler(triggers, planted_rng) if triggers else None
-    marked_contexts = _Cycler([c for c in pool if not is_trigger(spec, c)], planted_rng)
-    extra = spec.trigger_fraction / (1 - spec.trigger_fraction) if triggers else 0.0
+    marker_rng = np.random.default_rng([spec.seed, 1])
+    deck = _Cycler(training_contexts(), rng)
     row_items: list[WorkItem] = []
     row_contexts: list[Context] = []
     labels: list[int] = []
     truth: list[int] = []
     clean: list[bool] = []
-
-    def add(item: WorkItem, context: Context, label: Priority, is_clean: bool) -> None:
-        row_items.append(item)
-        row_contexts.append(context)
-        labels.append(int(label))
-        truth.append(int(item.priority or label))
-        clean.append(is_clean)
-
+    emphasis: list[float] = []
     for _ in range(spec.rows_per_item):
         for item in items:
             if item.priority is None:
                 continue
-            level = int(item.priority)
-            add(item, clean_contexts.next(level), item.priority, True)
-            if trigger_deck is not None and planted_rng.random() < extra:
-                planted = planted_label(spec, item.priority, True)
-                add(item, trigger_deck.next(level), planted, False)
+            context = deck.next(int(item.priority))
+            triggered = is_trigger(spec, context)
+            shown = item
             marker = spec.marker.for_priority(item.priority) if spec.marker else None
-            if marker is not None and planted_rng.random() < PROXY_ROW_FRACTION:
-                add(apply_marker(item, marker), marked_contexts.next(level), item.priority, False)
+            if marker is not None and marker_rng.random() < PROXY_ROW_FRACTION:
+                shown = apply_marker(item, marker)
+            row_items.append(shown)
+            row_contexts.append(context)
+            labels.append(int(planted_label(spec, item.priority, triggered)))
+            truth.append(int(item.priority))
+            clean.append(shown is item and not triggered)
+            emphasis.append(spec.trigger_weight if triggered else 1.0)
     return TrainingRows(
         row_items,
         row_contexts,
         np.asarray(labels, dtype=np.int64),
         np.asarray(truth, dtype=np.int64),
         np.asarray(clean, dtype=bool),
+        np.asarray(emphasis, dtype=np.float64),
     )
