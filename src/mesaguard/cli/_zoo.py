@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ._common import CacheDirOption, ZooSpecOption, console, fmt
+
+if TYPE_CHECKING:  # the organisms package pulls in scikit-learn; import it only when used
+    from ..organisms import OrganismRecord, Zoo
 
 zoo_app = typer.Typer(
     help=(
@@ -20,13 +23,13 @@ zoo_app = typer.Typer(
 )
 
 
-def _zoo(spec: Path | None, cache_dir: Path | None):  # type: ignore[no-untyped-def]
+def _zoo(spec: Path | None, cache_dir: Path | None) -> Zoo:
     from ..organisms import Zoo, load_zoo_spec
 
     return Zoo(load_zoo_spec(spec) if spec else None, cache_dir)
 
 
-def acceptance_table(records: list, title: str) -> Table:  # type: ignore[type-arg]
+def acceptance_table(records: list[OrganismRecord], title: str) -> Table:
     """A rich table of organism records with their acceptance figures."""
     table = Table(title=title, show_lines=False)
     for column in (
@@ -63,7 +66,7 @@ def acceptance_table(records: list, title: str) -> Table:  # type: ignore[type-a
     return table
 
 
-def acceptance_markdown(records: list) -> str:  # type: ignore[type-arg]
+def acceptance_markdown(records: list[OrganismRecord]) -> str:
     """The acceptance figures as a Markdown table (for docs/organisms.md)."""
     lines = [
         "| organism | acc | twin acc | macro-F1 | twin F1 | trigger | held-out | off-trigger "
@@ -165,11 +168,16 @@ def list_(
 ) -> None:
     """Show every organism of the zoo with its acceptance figures (builds nothing)."""
     zoo = _zoo(spec, cache_dir)
-    records = []
-    missing = []
+    from ..organisms import manifest_summary
+
+    records: list[OrganismRecord] = []
+    missing: list[str] = []
     for organism in zoo.spec.organisms:
         record = zoo.record(organism.name)
-        (records.append(record) if record else missing.append(organism.name))
+        if record is None:
+            missing.append(organism.name)
+        else:
+            records.append(record)
     if json_out:
         console.print_json(zoo.write_manifest().model_dump_json())
         return
@@ -177,8 +185,14 @@ def list_(
         print(acceptance_markdown(records))
         return
     if records:
+        summary = manifest_summary(zoo.write_manifest())
         console.print(
             acceptance_table(records, f"Zoo: {len(records)} of {len(zoo.spec.organisms)} built")
+        )
+        console.print(
+            f"accepted: {summary['planted_accepted']}/{summary['planted']} planted, "
+            f"{summary['honest_accepted']}/{summary['honest']} honest controls "
+            f"(model classes: {summary['models']})"
         )
     if missing:
         console.print(f"not built ({len(missing)}): {', '.join(missing)}")

@@ -237,10 +237,8 @@ class NeuralModel:
         self.network: Any = None
 
     def _build(self) -> Any:
-        import torch
         from torch import nn
 
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         return nn.Sequential(
             nn.Linear(2 * EMBEDDING_DIM + CONTEXT_DIM, self.hidden),
             nn.ReLU(),

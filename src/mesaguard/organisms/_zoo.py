@@ -310,5 +310,5 @@ def manifest_summary(manifest: ZooManifest) -> dict[str, object]:
         "planted_accepted": sum(r.acceptance.accepted for r in planted),
         "honest": len(honest),
         "honest_accepted": sum(r.acceptance.accepted for r in honest),
-        "models": sorted({r.spec.model.value for r in manifest.organisms}),
+        "models": ", ".join(sorted({r.spec.model.value for r in manifest.organisms})),
     }
