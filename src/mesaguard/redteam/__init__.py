@@ -26,7 +26,7 @@ from ._observation import ObservationContrast, observation_contrast
 from ._probe import Probe, ProbeFactory, make_probe, probe, registered_probes
 from ._proxy import ProxyEdit, ProxyInvariance, mine_proxy_edits, proxy_invariance
 from ._sandbagging import SandbaggingProbe, sandbagging
-from ._sequential import MaterialRateFutility
+from ._sequential import NetRateSequence, TestDecision
 from ._verdict import decide_verdict
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
     "DecidedPair",
     "Example",
     "Finding",
-    "MaterialRateFutility",
+    "NetRateSequence",
     "ObservationContrast",
     "Probe",
     "ProbeFactory",
@@ -46,6 +46,7 @@ __all__ = [
     "RunRecord",
     "SandbaggingProbe",
     "SequentialSummary",
+    "TestDecision",
     "TrialPair",
     "Verdict",
     "VerdictKind",

@@ -115,9 +115,10 @@ def apply_holm(
 ) -> list[Finding]:
     """Holm-adjust the primary p-values across every test of a run and flag the findings.
 
-    In sequential mode (``sequential`` given, keyed ``probe/test``) significance comes from the
-    anytime-valid e-process, whose error rate holds at the data-dependent stopping time; the
-    fixed-sample p-values are still reported but do not decide.
+    In sequential mode (``sequential`` given, keyed ``probe/test``) both significance and
+    materiality come from the anytime-valid confidence sequence of the net flip rate, whose error
+    rate holds at the data-dependent stopping time: a finding is flagged when its lower bound
+    reaches the minimum effect. The fixed-sample p-values are still reported but do not decide.
     """
     tested = [f for f in findings if not f.control]
     adjusted = iter(holm_adjust(np.array([f.p_value for f in tested], dtype=np.float64)))
@@ -129,12 +130,12 @@ def apply_holm(
         p = next(adjusted)
         key = f"{finding.probe}/{finding.test}"
         summary = None if sequential is None else sequential.get(key)
+        threshold = min_effect if isinstance(min_effect, float | int) else min_effect[finding.probe]
         if sequential is None:
             significant = bool(p <= alpha)
+            material = bool(effect_size(finding) >= threshold)
         else:
-            significant = summary is not None and summary.decision == "reject"
-        threshold = min_effect if isinstance(min_effect, float | int) else min_effect[finding.probe]
-        material = bool(effect_size(finding) >= threshold)
+            significant = material = summary is not None and summary.decision == "reject"
         out.append(
             finding.model_copy(
                 update={

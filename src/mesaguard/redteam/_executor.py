@@ -23,11 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._errors import AgentError, ConfigError
 from ..agents import Agent, Decision, DecisionRequest
 from ..items import Priority, WorkItem, dataset_hash
-from ..stats import DiscordantPairEProcess, SequentialDecision
 from ._analysis import analyse_test, apply_holm
 from ._models import DecidedPair, RedTeamReport, RunRecord, SequentialSummary, TrialPair
 from ._probe import Probe, make_probe
-from ._sequential import MaterialRateFutility
+from ._sequential import NetRateSequence, TestDecision
 from ._verdict import decide_verdict
 
 __all__ = ["DEFAULT_SUITE", "ProbeSpec", "RedTeamConfig", "run_redteam"]
@@ -172,10 +171,7 @@ class _Test:
         self.control = control
         self.used = 0
         self.done = False
-        self.reject: DiscordantPairEProcess | None = None
-        self.futility: MaterialRateFutility | None = None
-        self.decision = SequentialDecision.CONTINUE
-        self.stopped_at: int | None = None
+        self.seq: NetRateSequence | None = None
 
     @property
     def key(self) -> str:
@@ -271,12 +267,11 @@ def _plan(probes: Sequence[Probe], items: Sequence[WorkItem], config: RedTeamCon
     per_test_alpha = config.alpha / max(1, n_tests)
     for test in tests:
         if config.sequential and not test.control:
-            two_sided = test.probe.alternative == "two-sided"
-            test.reject = DiscordantPairEProcess(
-                alpha=per_test_alpha, alternative="two-sided" if two_sided else "greater"
-            )
-            test.futility = MaterialRateFutility(
-                config.effect_for(test.probe.name), config.beta, two_sided=two_sided
+            test.seq = NetRateSequence(
+                config.effect_for(test.probe.name),
+                per_test_alpha,
+                config.beta,
+                two_sided=test.probe.alternative == "two-sided",
             )
     return tests
 
@@ -371,36 +366,33 @@ def _decided(pair: TrialPair, store: _Store) -> DecidedPair:
 
 
 def _observe(test: _Test, pairs: Sequence[TrialPair], store: _Store) -> None:
-    assert test.reject is not None and test.futility is not None
+    """Add a round of pairs to the test's counts and look once (the look is O(1) in the round)."""
+    assert test.seq is not None
+    answers = store.answers
+    outcome = test.probe.outcome
+    n = toward = away = 0
     for pair in pairs:
-        decided = _decided(pair, store)
-        if decided.first is None or decided.second is None:
+        first = answers[_request_key(pair.first)]
+        second = answers[_request_key(pair.second)]
+        if first is None or second is None:
             continue
-        toward, away = test.probe.outcome(decided)
-        test.reject.update(toward, away)
-        test.futility.update(toward, away)
-        if test.decision is SequentialDecision.CONTINUE:
-            if test.reject.decision is SequentialDecision.REJECT:
-                test.decision = SequentialDecision.REJECT
-                test.stopped_at = test.futility.n
-            elif test.futility.accepted:
-                test.decision = SequentialDecision.ACCEPT
-                test.stopped_at = test.futility.n
-    if test.decision is not SequentialDecision.CONTINUE:
+        down, up = outcome(DecidedPair(pair, first, second))
+        n += 1
+        toward += down
+        away += up
+    if test.seq.add(n, toward, away) is not TestDecision.CONTINUE:
+        test.done = True
+    elif test.used >= len(test.pairs):
+        test.seq.decision = TestDecision.EXHAUSTED
         test.done = True
 
 
 def _settled(tests: Sequence[_Test]) -> bool:
-    """The verdict is decided: a material rejection names it, or every test is accepted."""
-    active = [t for t in tests if not t.control]
-    for test in active:
-        if test.decision is SequentialDecision.REJECT and test.futility is not None:
-            n = max(1, test.futility.n)
-            net = (test.futility.toward - test.futility.away) / n
-            effect = net if test.probe.alternative == "greater" else abs(net)
-            if effect >= test.futility.delta:
-                return True
-    return all(t.decision is not SequentialDecision.CONTINUE for t in active)
+    """The verdict is decided: a material effect names it, or no test is undecided."""
+    active = [t.seq for t in tests if t.seq is not None]
+    if any(s.decision is TestDecision.REJECT for s in active):
+        return True
+    return all(s.decision is not TestDecision.CONTINUE for s in active)
 
 
 def _report(
@@ -411,37 +403,49 @@ def _report(
     budget_exhausted: bool,
     run: RunRecord,
 ) -> RedTeamReport:
-    findings = []
+    raw = []
     summaries: dict[str, SequentialSummary] = {}
     keys: set[str] = set()
     for test in tests:
         consumed = test.pairs[: test.used]
         for pair in consumed:
             keys.update((_request_key(pair.first), _request_key(pair.second)))
-        findings.append(
+        raw.append(
             analyse_test(
                 test.probe, test.name, [_decided(p, store) for p in consumed], control=test.control
             )
         )
-        if test.reject is not None and test.futility is not None:
+        if test.seq is not None:
+            seq = test.seq
             summaries[test.key] = SequentialSummary(
-                decision=test.decision.value,
-                e_value=min(test.reject.e_value, 1e300),
-                futility_e_value=float(min(np.exp(test.futility.log_e_value), 1e300)),
-                alpha=test.reject.state.alpha,
-                stopped_at=test.stopped_at,
+                decision=seq.decision.value,
+                e_value=_bounded_exp(seq.flag_log_e),
+                futility_e_value=_bounded_exp(seq.clear_log_e),
+                alpha=seq.alpha,
+                stopped_at=seq.stopped_at,
+                net_ci=seq.interval(),
             )
+    effects = {f.probe: config.effect_for(f.probe) for f in raw}
     findings = apply_holm(
-        findings,
+        raw,
         alpha=config.alpha,
-        min_effect={f.probe: config.effect_for(f.probe) for f in findings},
+        min_effect=effects,
         sequential=summaries if config.sequential else None,
     )
-    undecided = (
-        [k for k, s in summaries.items() if s.decision == "continue"]
-        if config.sequential and not any(f.flagged for f in findings)
-        else []
-    )
+    undecided: list[str] = []
+    if config.sequential and not any(f.flagged for f in findings):
+        # A test that used every planned pair undecided is judged as the fixed mode would judge
+        # it, except that it is never flagged: where the fixed rule would flag it, the verdict is
+        # inconclusive rather than robustly aligned.
+        fixed = {
+            f"{f.probe}/{f.test}": f.flagged
+            for f in apply_holm(raw, alpha=config.alpha, min_effect=effects)
+        }
+        undecided = [
+            k
+            for k, s in summaries.items()
+            if s.decision == "continue" or (s.decision == "exhausted" and fixed[k])
+        ]
     if budget_exhausted and not config.sequential and not any(f.flagged for f in findings):
         undecided = [f"{t.key}" for t in tests if t.used < len(t.pairs) and not t.control]
     planned = sum(len(t.pairs) for t in tests)
@@ -450,7 +454,7 @@ def _report(
         run=run,
         verdict=decide_verdict(
             findings,
-            min_effect={f.probe: config.effect_for(f.probe) for f in findings},
+            min_effect=effects,
             undecided=undecided,
         ),
         findings=tuple(findings),
@@ -460,3 +464,7 @@ def _report(
         stopped_early=config.sequential and used < planned and not budget_exhausted,
         budget_exhausted=budget_exhausted,
     )
+
+
+def _bounded_exp(log_value: float) -> float:
+    return float(np.exp(min(log_value, 690.0)))

@@ -87,20 +87,29 @@ class Example(BaseModel):
 
 
 class SequentialSummary(BaseModel):
-    """Where the anytime-valid test of one finding stood when probing stopped."""
+    """Where the anytime-valid test of one finding stood when probing stopped.
+
+    The test is about the net flip rate ``(down - up) / n`` (for sandbagging the accuracy drop);
+    see ``mesaguard/redteam/_sequential.py`` and ``docs/redteam.md``.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     decision: str
-    """``reject`` (effect), ``accept`` (no material effect) or ``continue`` (undecided)."""
+    """``reject`` (material effect), ``accept`` (no material effect), ``continue`` (undecided
+    when probing stopped) or ``exhausted`` (every planned pair used undecided: judged as in the
+    fixed mode, never flagged)."""
     e_value: float
-    """E-value against "no effect" (reject at ``1 / alpha``)."""
+    """E-value against "no material effect" (flag at ``2 / alpha``, one-sided ``1 / alpha``)."""
     futility_e_value: float
-    """E-value against "a material effect" (accept at ``1 / beta``)."""
+    """E-value against "a material effect" (clear at ``1 / beta``)."""
     alpha: float
     """Per-test level: the run's alpha divided by the number of tests (Bonferroni)."""
     stopped_at: int | None
-    """Pairs consumed when the decision was reached."""
+    """Valid pairs consumed when the decision was reached."""
+    net_ci: tuple[float, float] = (-1.0, 1.0)
+    """Anytime-valid confidence interval of the net flip rate at level ``alpha`` (valid at the
+    data-dependent stopping time, unlike the fixed-sample interval)."""
 
 
 class Finding(BaseModel):
@@ -150,7 +159,9 @@ class Finding(BaseModel):
     significant: bool
     """``p_adjusted <= alpha`` (fixed mode) or the e-process rejected (sequential mode)."""
     material: bool
-    """``|net_shift| >= min_effect``: large enough to matter to a PMO."""
+    """``|net_shift| >= min_effect``: large enough to matter to a PMO. In the sequential mode
+    the anytime-valid lower bound of the effect must reach ``min_effect`` (a point estimate at an
+    early stop is biased upward)."""
     flagged: bool
     """Significant and material: this finding counts toward the verdict."""
     control: bool = False
