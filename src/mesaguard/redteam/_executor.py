@@ -9,10 +9,12 @@ the same directory, agent, data and configuration picks up where it stopped.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import platform
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TextIO
@@ -168,6 +170,8 @@ class _Test:
         self.probe = probe
         self.name = name
         self.pairs = pairs
+        self.keys = [(_request_key(p.first), _request_key(p.second)) for p in pairs]
+        """Request keys of each pair's two sides, computed once."""
         self.control = control
         self.used = 0
         self.done = False
@@ -217,35 +221,53 @@ def run_redteam(
         rng = np.random.default_rng([config.seed, 7])
         chosen = np.sort(rng.choice(len(pool), size=config.max_items, replace=False))
         pool = [pool[int(i)] for i in chosen]
-    data_hash = data_hash or dataset_hash(items)
-    tests = _plan(built, pool, config)
-    record_config = {
-        **config.model_dump(mode="json", exclude={"probes"}),
-        "probes": [{"name": p.name, "params": p.params} for p in built],
-    }
-    agent_name = str(getattr(agent, "name", type(agent).__name__))
-    header = {"agent": agent_name, "data": data_hash, "config": record_config}
-    store = _Store(out_dir, header)
+    with _few_collections():
+        data_hash = data_hash or dataset_hash(items)
+        tests = _plan(built, pool, config)
+        record_config = {
+            **config.model_dump(mode="json", exclude={"probes"}),
+            "probes": [{"name": p.name, "params": p.params} for p in built],
+        }
+        agent_name = str(getattr(agent, "name", type(agent).__name__))
+        header = {"agent": agent_name, "data": data_hash, "config": record_config}
+        store = _Store(out_dir, header)
+        try:
+            budget_exhausted = _execute(agent, tests, config, store, progress)
+        finally:
+            store.close()
+        return _report(
+            tests,
+            config,
+            store,
+            budget_exhausted=budget_exhausted,
+            run=RunRecord(
+                seed=config.seed,
+                config=record_config,
+                versions=_versions(),
+                data_source=data_source,
+                data_hash=data_hash,
+                n_items=len(pool),
+                agent=agent_name,
+                mode="sequential" if config.sequential else "fixed",
+            ),
+        )
+
+
+@contextmanager
+def _few_collections(threshold: int = 50_000) -> Iterator[None]:
+    """Run with a larger first-generation threshold of the cyclic garbage collector.
+
+    A run allocates tens of thousands of short-lived, acyclic objects (requests, answers,
+    pairs); with the default threshold (700) they trigger collections that traverse the whole
+    heap, items and models included, and profiling showed those passes costing more than the
+    harness itself. Collection still happens, only less often; the old thresholds come back.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], threshold), *old[1:])
     try:
-        budget_exhausted = _execute(agent, tests, config, store, progress)
+        yield
     finally:
-        store.close()
-    return _report(
-        tests,
-        config,
-        store,
-        budget_exhausted=budget_exhausted,
-        run=RunRecord(
-            seed=config.seed,
-            config=record_config,
-            versions=_versions(),
-            data_source=data_source,
-            data_hash=data_hash,
-            n_items=len(pool),
-            agent=agent_name,
-            mode="sequential" if config.sequential else "fixed",
-        ),
-    )
+        gc.set_threshold(*old)
 
 
 def _plan(probes: Sequence[Probe], items: Sequence[WorkItem], config: RedTeamConfig) -> list[_Test]:
@@ -276,10 +298,11 @@ def _plan(probes: Sequence[Probe], items: Sequence[WorkItem], config: RedTeamCon
     return tests
 
 
-def _rounds(tests: Sequence[_Test], size: int) -> Iterator[list[tuple[_Test, list[TrialPair]]]]:
+def _rounds(tests: Sequence[_Test], size: int) -> Iterator[list[tuple[_Test, int]]]:
+    """Per round, each unfinished test with how many of its next pairs the round takes."""
     while True:
         chunk = [
-            (t, t.pairs[t.used : t.used + size])
+            (t, min(size, len(t.pairs) - t.used))
             for t in tests
             if not t.done and t.used < len(t.pairs)
         ]
@@ -295,34 +318,43 @@ def _execute(
     store: _Store,
     progress: Progress | None,
 ) -> bool:
-    planned = len({_request_key(r) for t in tests for p in t.pairs for r in (p.first, p.second)})
+    planned = len({k for t in tests for pair in t.keys for k in pair})
     asked: set[str] = set()
-    for chunk in _rounds(tests, config.round_size):
-        needed: dict[str, DecisionRequest] = {}
-        fitted: list[tuple[_Test, list[TrialPair]]] = []
+    requests: dict[str, DecisionRequest] = {}
+    for test in tests:
+        for pair, (k1, k2) in zip(test.pairs, test.keys, strict=True):
+            requests.setdefault(k1, pair.first)
+            requests.setdefault(k2, pair.second)
+    # Rounds matter only when a prefix must be a fair sample: the sequential mode looks after
+    # each, and a budget may cut the schedule. Otherwise everything is one round.
+    size = config.round_size if config.sequential or config.budget is not None else 1 << 62
+    for chunk in _rounds(tests, size):
+        needed: dict[str, None] = {}
+        fitted: list[tuple[_Test, int]] = []
         exhausted = False
-        for test, pairs in chunk:
-            taken = []
-            for pair in pairs:
-                new = {
-                    k: r
-                    for r in (pair.first, pair.second)
-                    if (k := _request_key(r)) not in asked and k not in needed
-                }
-                total = len(asked) + len(needed) + len(new)
-                if config.budget is not None and total > config.budget:
-                    exhausted = True
-                    break
-                needed.update(new)
-                taken.append(pair)
+        for test, count in chunk:
+            taken = count
+            if config.budget is None:
+                for k1, k2 in test.keys[test.used : test.used + count]:
+                    needed[k1] = needed[k2] = None
+            else:
+                for index, (k1, k2) in enumerate(test.keys[test.used : test.used + count]):
+                    new = [k for k in dict.fromkeys((k1, k2)) if k not in asked and k not in needed]
+                    if len(asked) + len(needed) + len(new) > config.budget:
+                        exhausted = True
+                        taken = index
+                        break
+                    needed.update(dict.fromkeys(new))
             fitted.append((test, taken))
             if exhausted:
                 break
-        _ask(agent, needed, store, config.batch_size, asked, planned, progress)
+        fresh = [k for k in needed if k not in asked]
+        _ask(agent, fresh, requests, store, config.batch_size, asked, planned, progress)
         for test, taken in fitted:
-            test.used += len(taken)
-            if config.sequential and not test.control:
-                _observe(test, taken, store)
+            start = test.used
+            test.used += taken
+            if test.seq is not None:
+                _observe(test, start, test.used, store)
         if exhausted:
             return True
         if config.sequential and _settled(tests):
@@ -332,51 +364,49 @@ def _execute(
 
 def _ask(
     agent: Agent,
-    needed: dict[str, DecisionRequest],
+    keys: list[str],
+    requests: dict[str, DecisionRequest],
     store: _Store,
     batch_size: int,
     asked: set[str],
     planned: int,
     progress: Progress | None,
 ) -> None:
-    fresh = [(k, r) for k, r in needed.items() if k not in store.answers]
-    asked.update(needed)
+    answers = store.answers
+    fresh = [k for k in keys if k not in answers]
+    asked.update(keys)
     for start in range(0, len(fresh), batch_size):
         batch = fresh[start : start + batch_size]
-        requests = [r for _, r in batch]
-        decisions = agent.decide(requests)
-        if len(decisions) != len(requests):
+        decisions = agent.decide([requests[k] for k in batch])
+        if len(decisions) != len(batch):
             raise AgentError(
                 f"agent {getattr(agent, 'name', agent)!r} returned {len(decisions)} decisions "
-                f"for {len(requests)} requests"
+                f"for {len(batch)} requests"
             )
-        store.record([k for k, _ in batch], [_priority(d) for d in decisions])
+        store.record(batch, [_priority(d) for d in decisions])
         if progress is not None:
             progress(len(asked) - len(fresh) + start + len(batch), planned)
     if progress is not None and not fresh:
         progress(len(asked), planned)
 
 
-def _decided(pair: TrialPair, store: _Store) -> DecidedPair:
-    return DecidedPair(
-        pair,
-        store.answers[_request_key(pair.first)],
-        store.answers[_request_key(pair.second)],
-    )
-
-
-def _observe(test: _Test, pairs: Sequence[TrialPair], store: _Store) -> None:
-    """Add a round of pairs to the test's counts and look once (the look is O(1) in the round)."""
-    assert test.seq is not None
+def _decided(test: _Test, start: int, stop: int, store: _Store) -> list[DecidedPair]:
     answers = store.answers
+    return [
+        DecidedPair(pair, answers[k1], answers[k2])
+        for pair, (k1, k2) in zip(test.pairs[start:stop], test.keys[start:stop], strict=True)
+    ]
+
+
+def _observe(test: _Test, start: int, stop: int, store: _Store) -> None:
+    """Add pairs ``start:stop`` to the test's counts and look once (O(1) in their number)."""
+    assert test.seq is not None
     outcome = test.probe.outcome
     n = toward = away = 0
-    for pair in pairs:
-        first = answers[_request_key(pair.first)]
-        second = answers[_request_key(pair.second)]
-        if first is None or second is None:
+    for decided in _decided(test, start, stop, store):
+        if decided.first is None or decided.second is None:
             continue
-        down, up = outcome(DecidedPair(pair, first, second))
+        down, up = outcome(decided)
         n += 1
         toward += down
         away += up
@@ -407,12 +437,11 @@ def _report(
     summaries: dict[str, SequentialSummary] = {}
     keys: set[str] = set()
     for test in tests:
-        consumed = test.pairs[: test.used]
-        for pair in consumed:
-            keys.update((_request_key(pair.first), _request_key(pair.second)))
+        for pair_keys in test.keys[: test.used]:
+            keys.update(pair_keys)
         raw.append(
             analyse_test(
-                test.probe, test.name, [_decided(p, store) for p in consumed], control=test.control
+                test.probe, test.name, _decided(test, 0, test.used, store), control=test.control
             )
         )
         if test.seq is not None:

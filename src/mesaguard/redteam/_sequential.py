@@ -69,14 +69,16 @@ class TestDecision(enum.StrEnum):
     unless it has too few valid pairs), never flagged."""
 
 
-def _log_wealth(hits: float, zeros: float, misses: float, c: float) -> float:
-    """``log E+(c)`` for ``hits`` pairs with D = +1, ``zeros`` with 0 and ``misses`` with -1."""
-    if hits == zeros == misses == 0:
-        return 0.0
-    up = np.log1p(_BETS * (1.0 - c) / (1.0 + c))  # 1 - g + 2g/(1+c)
-    flat = np.log1p(-_BETS * c / (1.0 + c))  # 1 - g + g/(1+c)
-    terms = hits * up + zeros * flat + misses * _LOG_STAY
-    return float(logsumexp(terms) - _LOG_J)
+def _factors(c: float) -> NDArray[np.float64]:
+    """Per-pair log wealth factors ``[D = +1, D = 0, D = -1]`` (rows) of every bet, at ``c``."""
+    return np.stack(
+        [np.log1p(_BETS * (1.0 - c) / (1.0 + c)), np.log1p(-_BETS * c / (1.0 + c)), _LOG_STAY]
+    )
+
+
+def _log_mean_exp(terms: NDArray[np.float64]) -> float:
+    top = float(terms.max())
+    return top + math.log(float(np.exp(terms - top).sum())) - _LOG_J
 
 
 def _log_wealth_grid(
@@ -104,7 +106,19 @@ class NetRateSequence:
 
     """
 
-    __slots__ = ("alpha", "away", "beta", "decision", "delta", "n", "stopped_at", "toward", "two")
+    __slots__ = (
+        "_at_delta",
+        "_at_minus_delta",
+        "alpha",
+        "away",
+        "beta",
+        "decision",
+        "delta",
+        "n",
+        "stopped_at",
+        "toward",
+        "two",
+    )
 
     def __init__(self, delta: float, alpha: float, beta: float, *, two_sided: bool) -> None:
         for name, value in (("min_effect", delta), ("alpha", alpha), ("beta", beta)):
@@ -119,6 +133,8 @@ class NetRateSequence:
         self.away = 0
         self.decision = TestDecision.CONTINUE
         self.stopped_at: int | None = None
+        self._at_delta = _factors(delta)
+        self._at_minus_delta = _factors(-delta)
 
     def add(self, n: int, toward: int, away: int) -> TestDecision:
         """Add ``n`` pairs (``toward`` moved one way, ``away`` the other), then look once."""
@@ -141,22 +157,27 @@ class NetRateSequence:
     def _counts(self) -> tuple[float, float, float]:
         return float(self.toward), float(self.n - self.toward - self.away), float(self.away)
 
+    def _log_e(self, factors: NDArray[np.float64], *, mirrored: bool) -> float:
+        t, z, a = self._counts()
+        if t == z == a == 0:
+            return 0.0
+        counts = np.array([a, z, t] if mirrored else [t, z, a])
+        return _log_mean_exp(counts @ factors)
+
     @property
     def flag_log_e(self) -> float:
         """Log e-value against "no material effect" (the larger side when two-sided)."""
-        t, z, a = self._counts()
-        value = _log_wealth(t, z, a, self.delta)
+        value = self._log_e(self._at_delta, mirrored=False)  # E+(delta): H0 theta <= delta
         if self.two:
-            value = max(value, _log_wealth(a, z, t, self.delta))
+            value = max(value, self._log_e(self._at_delta, mirrored=True))  # E-(-delta)
         return value
 
     @property
     def clear_log_e(self) -> float:
         """Log e-value against "a material effect" (the smaller side when two-sided)."""
-        t, z, a = self._counts()
-        value = _log_wealth(a, z, t, -self.delta)  # E-(delta): H0 theta >= delta
+        value = self._log_e(self._at_minus_delta, mirrored=True)  # E-(delta): H0 theta >= delta
         if self.two:
-            value = min(value, _log_wealth(t, z, a, -self.delta))  # E+(-delta): theta <= -delta
+            value = min(value, self._log_e(self._at_minus_delta, mirrored=False))  # E+(-delta)
         return value
 
     def interval(self, level: float | None = None, points: int = 401) -> tuple[float, float]:
