@@ -1,4 +1,4 @@
-"""Appending, reading, proofs from stored subtrees, checkpoints and keys (SQLite)."""
+"""Appending, reading, proofs from stored subtrees, checkpoints, keys (SQLite, some PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import delete, insert
 
 import mesaguard.ledger as ledger_api
 from mesaguard.ledger import (
@@ -30,6 +31,7 @@ from mesaguard.ledger import (
     source_from_leaves,
     verify_log,
 )
+from mesaguard.ledger._store import entries_table
 
 ORIGIN = "test.mesaguard/ethics-log"  # as in conftest.py
 
@@ -204,6 +206,47 @@ def test_two_ledgers_on_one_file_interleave_without_fork(log_path: Path) -> None
         first.append("a", Review(subject="3", outcome="approve"))
         assert first.size() == 3
         verify_log(first)
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_writers_with_a_stale_head_rebuild_on_the_stored_one(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """An append whose cached head is stale changes nothing, then builds on the stored head."""
+    if backend == "sqlite":
+        target, schema = str(tmp_path / "log.sqlite"), None
+    else:
+        target = request.getfixturevalue("pg_available")
+        schema = request.getfixturevalue("pg_schema")
+    with Ledger(target, schema=schema) as first, Ledger(target, schema=schema) as second:
+        for step in range(5):
+            batch = [("a", Review(subject=f"a{step}.{j}", outcome="ok")) for j in range(3)]
+            acked = first.append_many(batch)
+            single = second.append("b", Review(subject=f"b{step}", outcome="ok"))
+            assert single.index == acked[-1].index + 1
+        assert first.append("a", Review(subject="last", outcome="ok")).index == 20
+        assert first.size() == second.size() == 21
+        assert first.root() == second.root()
+        assert [e.index for e in first.entries()] == list(range(21))
+        verify_log(first)
+
+
+def test_a_failed_append_stores_nothing_and_the_next_one_succeeds(any_ledger: Ledger) -> None:
+    """A statement failing inside an append rolls the whole append back, head included."""
+    any_ledger.append("a", Review(subject="1", outcome="ok"))
+    head = any_ledger.head()
+    row = {"idx": 1, "body": b"x", "leaf_hash": b"\0" * 32, "subtrees": b""}
+    with any_ledger.engine.begin() as connection:  # a row squatting on the next index
+        connection.execute(insert(entries_table), row)
+    with pytest.raises(LedgerError, match="nothing stored"):
+        any_ledger.append("a", Review(subject="2", outcome="ok"))
+    assert any_ledger.head() == head
+    with any_ledger.engine.begin() as connection:
+        connection.execute(delete(entries_table).where(entries_table.c.idx == 1))
+    assert any_ledger.append("a", Review(subject="2", outcome="ok")).index == 1
+    verify_log(any_ledger)
 
 
 def test_postgres_style_url_is_accepted_for_sqlite_paths(tmp_path: Path) -> None:

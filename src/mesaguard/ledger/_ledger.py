@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,9 +31,12 @@ from ._merkle import (
 )
 from ._note import Checkpoint, Signer, VerifierKey, sign_note
 from ._store import (
-    ENTRIES_INSERT,
-    HEAD_UPDATE,
+    AppendSession,
+    CoreAppendSession,
     Durability,
+    EntryRow,
+    SqliteAppender,
+    as_bytes,
     checkpoints_table,
     entries_table,
     head_table,
@@ -40,18 +45,16 @@ from ._store import (
     migrate,
     now_text,
     read_head_for_update,
+    read_subtree_rows,
 )
 
 DEFAULT_DATABASE = "mesaguard-log.sqlite"
 
 
-def _as_bytes(value: object) -> bytes:
-    """Stored bytes as bytes, even if someone rewrote a column with another type."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value)
-    if value is None:
-        return b""
-    return str(value).encode("utf-8", "surrogateescape")
+@functools.lru_cache(maxsize=256)
+def _canonical_actor(actor: str) -> bytes:
+    """Canonical JSON of an actor string (a log has few actors and appends often)."""
+    return canonical_json(actor)
 
 
 class AppendedEntry(BaseModel):
@@ -162,6 +165,12 @@ class Ledger:
         self._last_timestamp = ""
         self._writer: Connection | None = None
         self._write_lock = threading.Lock()
+        # Appends to a plain SQLite file skip SQLAlchemy's per-statement cost (same schema).
+        self._sqlite_appender = (
+            SqliteAppender(self._engine)
+            if self._engine.dialect.name == "sqlite" and schema is None
+            else None
+        )
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -171,6 +180,8 @@ class Ledger:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+            if self._sqlite_appender is not None:
+                self._sqlite_appender.close()
         self._engine.dispose()
 
     @contextmanager
@@ -187,6 +198,16 @@ class Ledger:
                 writer.close()
                 self._writer = None
                 raise
+
+    @contextmanager
+    def _appending(self) -> Iterator[AppendSession]:
+        """An append's statements inside a write transaction, committed when the block ends."""
+        if self._sqlite_appender is None:
+            with self._writing() as connection:
+                yield CoreAppendSession(connection)
+            return
+        with self._write_lock, self._sqlite_appender.transaction() as session:
+            yield session
 
     def __enter__(self) -> Ledger:
         return self
@@ -225,13 +246,13 @@ class Ledger:
                 canonical_record = canonical_json(model.model_dump(mode="json"))
             except EntryError as error:
                 raise EntryError(f"{where}: {error}") from error
-            prepared.append((canonical_json(actor), canonical_record))
+            prepared.append((_canonical_actor(actor), canonical_record))
         if not prepared:
             return []
         try:
-            with self._writing() as connection:
-                appended, frontier, timestamp = self._append_locked(connection, prepared)
-        except SQLAlchemyError as error:
+            with self._appending() as session:
+                appended, frontier, timestamp = self._append_locked(session, prepared)
+        except (SQLAlchemyError, sqlite3.Error) as error:
             self._frontier = Frontier()
             raise LedgerError(f"append to {self.target} failed; nothing stored: {error}") from error
         # The cache moves on only once the transaction has committed.
@@ -239,41 +260,24 @@ class Ledger:
         return appended
 
     def _append_locked(
-        self, connection: Connection, prepared: Sequence[tuple[bytes, bytes]]
+        self, session: AppendSession, prepared: Sequence[tuple[bytes, bytes]]
     ) -> tuple[list[AppendedEntry], Frontier, str]:
-        size, _root, last = read_head_for_update(connection)
-        frontier = self._frontier
-        if frontier.size != size or self._last_timestamp != last:
+        # Optimistic: build on the cached right edge and move the head only if no other writer
+        # moved it since (one statement, which also takes the lock). Else read it and rebuild.
+        seen = (self._frontier.size, self._last_timestamp)
+        rows, appended, frontier, timestamp = _build(prepared, self._frontier.copy(), seen[1])
+        if not session.move_head(seen, (frontier.size, frontier.root(), timestamp)):
+            size, _root, last = session.lock_head()
             keys = Frontier.edge_nodes(size)
-            nodes = self._read_nodes(connection, keys)
-            frontier = Frontier(size, [nodes[key] for key in keys])
-        else:
-            frontier = frontier.copy()
-        timestamp = max(now_text(), last)
-        tail = b',"timestamp":' + canonical_json(timestamp) + b"}"
-        rows = []
-        appended = []
-        sha256 = hashlib.sha256
-        push = frontier.push
-        for offset, (actor, record) in enumerate(prepared):
-            index = size + offset
-            # RFC 8785 output of {"actor", "index", "record", "timestamp"}: keys already sorted,
-            # and JCS is compositional, so the canonical parts can be joined.
-            body = b'{"actor":%b,"index":%d,"record":%b%b' % (actor, index, record, tail)
-            leaf = sha256(b"\x00" + body).digest()
-            rows.append(
-                {"idx": index, "body": body, "leaf_hash": leaf, "subtrees": b"".join(push(leaf))}
+            nodes = _nodes_from_rows(keys, session.subtree_rows(_row_indices(keys)))
+            rows, appended, frontier, timestamp = _build(
+                prepared, Frontier(size, [nodes[key] for key in keys]), last
             )
-            appended.append(
-                AppendedEntry.model_construct(
-                    index=index, timestamp=timestamp, leaf_hash=leaf.hex()
+            if not session.move_head((size, last), (frontier.size, frontier.root(), timestamp)):
+                raise LedgerError(
+                    f"the head of {self.target} moved while this writer held the lock"
                 )
-            )
-        connection.execute(ENTRIES_INSERT, rows)
-        connection.execute(
-            HEAD_UPDATE,
-            {"new_size": frontier.size, "new_root": frontier.root(), "new_time": timestamp},
-        )
+        session.insert_entries(rows)
         return appended, frontier, timestamp
 
     # --- reading ---------------------------------------------------------------------------
@@ -325,7 +329,7 @@ class Ledger:
                     if type(body) is bytes and type(leaf) is bytes and type(subtrees) is bytes:
                         yield index, body, leaf, subtrees
                     else:  # PostgreSQL memoryviews, or a column rewritten with another type
-                        yield int(index), _as_bytes(body), _as_bytes(leaf), _as_bytes(subtrees)
+                        yield int(index), as_bytes(body), as_bytes(leaf), as_bytes(subtrees)
                 if len(batch) < chunk:
                     return
                 position = batch[-1][0] + 1
@@ -388,29 +392,7 @@ class Ledger:
 
     @staticmethod
     def _read_nodes(connection: Connection, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
-        wanted = {((k + 1) << level) - 1 for level, k in keys}
-        if not wanted:
-            return {}
-        rows = {
-            int(idx): (_as_bytes(leaf), _as_bytes(subtrees))
-            for idx, leaf, subtrees in connection.execute(
-                select(
-                    entries_table.c.idx, entries_table.c.leaf_hash, entries_table.c.subtrees
-                ).where(entries_table.c.idx.in_(sorted(wanted)))
-            )
-        }
-        nodes: dict[NodeKey, bytes] = {}
-        for level, k in keys:
-            row = rows.get(((k + 1) << level) - 1)
-            start = (level - 1) * HASH_SIZE
-            value = b"" if row is None else row[0] if level == 0 else row[1][start : start + 32]
-            if len(value) != HASH_SIZE:
-                raise LedgerError(
-                    f"stored tree is damaged: no hash for entries "
-                    f"{k << level}..{((k + 1) << level) - 1}; run `mesaguard log verify`"
-                )
-            nodes[(level, k)] = value
-        return nodes
+        return _nodes_from_rows(keys, read_subtree_rows(connection, _row_indices(keys)))
 
     # --- checkpoints and keys --------------------------------------------------------------
 
@@ -498,3 +480,50 @@ class Ledger:
     def trusted_keys(self) -> list[VerifierKey]:
         """The keyring parsed as verifier keys (trust them only as far as you trust the DB)."""
         return [VerifierKey.parse(entry.vkey) for entry in self.keyring()]
+
+
+def _build(
+    prepared: Sequence[tuple[bytes, bytes]], frontier: Frontier, last: str
+) -> tuple[list[EntryRow], list[AppendedEntry], Frontier, str]:
+    """Entry rows for ``prepared`` on top of ``frontier`` (consumed), after timestamp ``last``."""
+    size = frontier.size
+    timestamp = max(now_text(), last)
+    tail = b',"timestamp":' + canonical_json(timestamp) + b"}"
+    rows: list[EntryRow] = []
+    appended = []
+    sha256 = hashlib.sha256
+    push = frontier.push
+    for offset, (actor, record) in enumerate(prepared):
+        index = size + offset
+        # RFC 8785 output of {"actor", "index", "record", "timestamp"}: keys already sorted,
+        # and JCS is compositional, so the canonical parts can be joined.
+        body = b'{"actor":%b,"index":%d,"record":%b%b' % (actor, index, record, tail)
+        leaf = sha256(b"\x00" + body).digest()
+        rows.append((index, body, leaf, b"".join(push(leaf))))
+        appended.append(
+            AppendedEntry.model_construct(index=index, timestamp=timestamp, leaf_hash=leaf.hex())
+        )
+    return rows, appended, frontier, timestamp
+
+
+def _row_indices(keys: Sequence[NodeKey]) -> list[int]:
+    """The rows that hold subtrees ``keys``: ``(level, k)`` is in row ``(k + 1) * 2**level - 1``."""
+    return sorted({((k + 1) << level) - 1 for level, k in keys})
+
+
+def _nodes_from_rows(
+    keys: Sequence[NodeKey], rows: dict[int, tuple[bytes, bytes]]
+) -> dict[NodeKey, bytes]:
+    """The subtree hashes ``keys`` picked out of stored ``{idx: (leaf_hash, subtrees)}``."""
+    nodes: dict[NodeKey, bytes] = {}
+    for level, k in keys:
+        row = rows.get(((k + 1) << level) - 1)
+        start = (level - 1) * HASH_SIZE
+        value = b"" if row is None else row[0] if level == 0 else row[1][start : start + 32]
+        if len(value) != HASH_SIZE:
+            raise LedgerError(
+                f"stored tree is damaged: no hash for entries "
+                f"{k << level}..{((k + 1) << level) - 1}; run `mesaguard log verify`"
+            )
+        nodes[(level, k)] = value
+    return nodes
