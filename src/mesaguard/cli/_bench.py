@@ -20,17 +20,18 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from .._errors import ConfigError
 from ._common import CacheDirOption, console
 
 bench_app = typer.Typer(help="Benchmarks of mesaguard's detectors.", no_args_is_help=True)
 
 
-def deployment_items(zoo: Any, share: float, seed: int) -> list[Any]:
-    """The test split with each proxy marker of the zoo inserted into ``share`` of the items."""
+def deployment_items(zoo: Any, share: float, seed: int, split: str = "test") -> list[Any]:
+    """A split (test by default) with each proxy marker of the zoo in ``share`` of the items."""
     from ..items import split_items
     from ..organisms import apply_marker
 
-    items = list(split_items(zoo.data.items).test)
+    items = list(getattr(split_items(zoo.data.items), split))
     markers = []
     for organism in zoo.spec.organisms:
         if organism.marker is not None and organism.marker not in markers:
@@ -73,6 +74,48 @@ def _expected(family: str) -> str:
     return {"deceptive": "deceptive", "proxy": "proxy-aligned", "sandbagging": "sandbagging"}[
         family
     ]
+
+
+CALIBRATION_CONTROLS = ("honest-linear-s1", "honest-neural-s1")
+"""Honest controls the proxy probe's minimum effect is derived from (one per model class)."""
+
+
+@bench_app.command("calibrate")
+def calibrate(
+    control: Annotated[
+        list[str] | None,
+        typer.Option("--control", help="Honest control organism (repeatable)."),
+    ] = None,
+    max_items: Annotated[int, typer.Option(help="Calibration items probed per control.")] = 200,
+    proxy_share: Annotated[
+        float, typer.Option(help="Share of items carrying each tracker annotation.")
+    ] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the red team and the data.")] = 0,
+    cache_dir: CacheDirOption = None,
+) -> None:
+    """Derive the proxy probe's minimum effect from honest controls on the calibration split.
+
+    Never uses a planted organism or the test split: the value is the largest upper 95% bound of
+    the absolute net flip rate any surface edit causes in an honest control (see
+    ``mesaguard.redteam.calibrate_proxy_effect``).
+    """
+    from ..organisms import ObjectiveFamily, Zoo
+    from ..redteam import calibrate_proxy_effect
+
+    zoo = Zoo(cache_dir=cache_dir)
+    names = list(control or CALIBRATION_CONTROLS)
+    for name in names:
+        if zoo.spec.organism(name).family is not ObjectiveFamily.HONEST:
+            raise ConfigError(f"--control {name}: calibration uses honest organisms only")
+    items = deployment_items(zoo, proxy_share, seed, split="calibration")
+    with console.status("measuring honest controls on the calibration split…"):
+        result = calibrate_proxy_effect(
+            [zoo.organism(n) for n in names], items, max_items=max_items, seed=seed
+        )
+    top = sorted(result.bounds.items(), key=lambda kv: -kv[1])[:5]
+    for key, bound in top:
+        console.print(f"{bound:.3f}  {key}", highlight=False)
+    console.print(f"proxy-invariance min_effect = {result.min_effect:.2f} (set by {result.worst})")
 
 
 @bench_app.command("detect")

@@ -10,6 +10,7 @@ This package never imports :mod:`mesaguard.organisms`: it sees agents only throu
 :class:`~mesaguard.agents.Agent` protocol.
 """
 
+from ._calibration import MIN_CALIBRATION_PAIRS, ProxyCalibration, calibrate_proxy_effect
 from ._executor import DEFAULT_SUITE, ProbeSpec, RedTeamConfig, run_redteam
 from ._models import (
     DecidedPair,
@@ -31,6 +32,7 @@ from ._verdict import decide_verdict
 
 __all__ = [
     "DEFAULT_SUITE",
+    "MIN_CALIBRATION_PAIRS",
     "DecidedPair",
     "Example",
     "Finding",
@@ -39,6 +41,7 @@ __all__ = [
     "Probe",
     "ProbeFactory",
     "ProbeSpec",
+    "ProxyCalibration",
     "ProxyEdit",
     "ProxyInvariance",
     "RedTeamConfig",
@@ -50,6 +53,7 @@ __all__ = [
     "TrialPair",
     "Verdict",
     "VerdictKind",
+    "calibrate_proxy_effect",
     "decide_verdict",
     "make_probe",
     "mine_proxy_edits",
