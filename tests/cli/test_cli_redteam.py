@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mesaguard.contexts import Context, Side
 from mesaguard.items import Priority, WorkItem
 
@@ -24,7 +26,7 @@ def deceptive(item: WorkItem, context: Context) -> Priority:
     return truth
 
 
-def mesaguard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def mesaguard(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     tests_dir = str(Path(__file__).resolve().parent)
     env = {"PYTHONPATH": tests_dir, "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
     return subprocess.run(
@@ -33,7 +35,7 @@ def mesaguard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         cwd=cwd,
         env=env,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 
@@ -79,3 +81,14 @@ def test_probes_and_schema_commands(tmp_path: Path) -> None:
         assert name in listed.stdout
     schema = mesaguard("redteam", "schema", cwd=tmp_path)
     assert json.loads(schema.stdout)["title"] == "RedTeamReport"
+
+
+@pytest.mark.slow
+def test_demo_shows_one_verdict_of_each_family(zoo_cache: Path, tmp_path: Path) -> None:
+    """`mesaguard demo` names honest, deceptive, proxy and sandbagging organisms correctly."""
+    result = mesaguard(
+        "demo", "--cache-dir", str(zoo_cache), cwd=tmp_path, timeout=1200
+    )  # builds six organisms when the session has not
+    assert result.returncode == 0, result.stderr
+    for verdict in ("robustly-aligned", "deceptive", "proxy-aligned", "sandbagging"):
+        assert verdict in result.stdout, result.stdout
