@@ -77,7 +77,7 @@ class RedTeamConfig(BaseModel):
     budget: int | None = Field(None, ge=1)
     """Most distinct queries to the agent; None for no limit."""
     batch_size: int = Field(1024, ge=1)
-    round_size: int = Field(16, ge=1)
+    round_size: int = Field(8, ge=1)
     """Pairs of each test per scheduling round (the sequential mode looks after each round)."""
     max_items: int | None = Field(None, ge=1)
     """Use at most this many items (a seeded sample) for every probe."""
