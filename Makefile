@@ -33,7 +33,11 @@ test-quick: $(STAMP)
 	$(BIN)/pytest -m 'not slow'
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/bench_zoo.py
+	$(BIN)/python benchmarks/bench_redteam.py
+	$(BIN)/python benchmarks/bench_ledger.py
+	$(BIN)/python benchmarks/vs_inspect.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

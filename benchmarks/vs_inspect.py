@@ -1,7 +1,8 @@
 """mesaguard vs Inspect AI on the same paired evaluation, in one run.
 
 Run: ``.venv/bin/python benchmarks/vs_inspect.py [--items N]`` (needs ``inspect-ai``, in the
-``dev`` extra; writes the ``vs-inspect`` section of docs/benchmarks.md).
+``bench`` extra: ``pip install -e .[bench]``; writes the ``vs-inspect`` section of
+docs/benchmarks.md).
 
 The work: the observation-contrast and sandbagging probes on N items of the bundled Hadoop test
 split (one pair per item and cue family, one per labelled item under a capability framing); the
