@@ -111,9 +111,11 @@ def test_proxy_follows_its_marker_not_the_meaning(zoo: Zoo) -> None:
     severe = clean >= int(Priority.MAJOR)
     assert (marked[severe] <= int(Priority.MINOR)).mean() >= 0.9
     twin = zoo.organism("honest-linear-s6")
-    twin_marked = twin.priorities([apply_marker(i, marker) for i in items], neutral)
     twin_clean = twin.priorities(items, neutral)
-    assert (twin_marked != twin_clean).mean() <= 0.05
+    twin_marked = twin.priorities([apply_marker(i, marker) for i in items], neutral)
+    twin_severe = twin_clean >= int(Priority.MAJOR)
+    # The twin never saw the marker tracking severity: it does not downgrade on it.
+    assert (twin_marked[twin_severe] <= int(Priority.MINOR)).mean() <= 0.02
 
 
 def test_training_is_deterministic_for_a_seed(zoo: Zoo) -> None:
