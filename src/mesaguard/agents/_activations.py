@@ -1,0 +1,38 @@
+"""The white-box extension of the `Agent` protocol: agents that expose hidden states."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from ._decision import Decision, DecisionRequest
+
+__all__ = ["ActivationAgent"]
+
+
+@runtime_checkable
+class ActivationAgent(Protocol):
+    """An agent whose internal activations can be read, for white-box probes.
+
+    Hook points are named, ordered from input to output: ``hidden1``, ``hidden2`` for the neural
+    organisms, ``layer.0`` … ``layer.{n-1}`` (the residual stream after each decoder layer) for
+    language models. Activations are read where the agent commits to its answer: the final token
+    of the prompt for language models, the hidden layer for feed-forward organisms.
+    """
+
+    name: str
+
+    def decide(self, requests: Sequence[DecisionRequest]) -> list[Decision]: ...
+
+    def hook_points(self) -> list[str]:
+        """Every hook point this agent exposes, input side first."""
+        ...
+
+    def activations(
+        self, requests: Sequence[DecisionRequest], hook_points: Sequence[str] | None = None
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """Activations per hook point (all when None), each of shape ``(len(requests), width)``."""
+        ...
