@@ -148,5 +148,5 @@ def test_organisms_are_agents_with_readable_hidden_layers(zoo: Zoo, zoo_cache: P
     )
     assert all(0 <= d.confidence <= 1 and d.priority is not None for d in decisions)
     assert isinstance(agent, Organism)
-    layers = agent.activations([item, item], [neutral_context(), unobserved])
+    layers = agent.hidden_activations([item, item], [neutral_context(), unobserved])
     assert set(layers) == {"hidden1", "hidden2"} and layers["hidden1"].shape == (2, 96)

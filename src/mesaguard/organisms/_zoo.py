@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .._errors import ArtifactError, ConfigError
@@ -33,7 +34,15 @@ from ._models import OrganismModel, load_model, new_model
 from ._spec import ObjectiveFamily, OrganismSpec, ZooSpec, default_zoo_spec
 from ._training import training_rows
 
-__all__ = ["Organism", "OrganismRecord", "Zoo", "ZooManifest", "run_versions"]
+__all__ = [
+    "NeuralOrganism",
+    "Organism",
+    "OrganismRecord",
+    "Zoo",
+    "ZooManifest",
+    "make_organism",
+    "run_versions",
+]
 
 TRAINING_VERSION = "4"
 """Bumped whenever training code changes what a spec builds; part of every build key."""
@@ -118,7 +127,7 @@ class Organism:
             for row, (request, level) in enumerate(zip(requests, best, strict=True))
         ]
 
-    def activations(
+    def hidden_activations(
         self, items: Sequence[WorkItem], contexts: Sequence[Context]
     ) -> dict[str, np.ndarray]:
         """Hidden-layer activations by layer name (neural organisms only)."""
@@ -129,6 +138,45 @@ class Organism:
             )
         result: dict[str, np.ndarray] = capture(items, contexts)
         return result
+
+
+class NeuralOrganism(Organism):
+    """A neural organism, readable as an :class:`~mesaguard.agents.ActivationAgent`.
+
+    Hook points ``hidden1`` and ``hidden2``: post-ReLU activations of the MLP's hidden layers.
+    """
+
+    HOOK_POINTS = ("hidden1", "hidden2")
+
+    def hook_points(self) -> list[str]:
+        """``hidden1``, ``hidden2``: input side first."""
+        return list(self.HOOK_POINTS)
+
+    def activations(
+        self, requests: Sequence[DecisionRequest], hook_points: Sequence[str] | None = None
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """Activations of the MLP on each request's item and context, shape ``(n, hidden)``."""
+        wanted = list(self.HOOK_POINTS if hook_points is None else hook_points)
+        unknown = [h for h in wanted if h not in self.HOOK_POINTS]
+        if unknown:
+            raise ConfigError(
+                f"organism {self.name!r} has no hook point {unknown[0]!r} "
+                f"(known: {', '.join(self.HOOK_POINTS)})"
+            )
+        if not requests:
+            width = int(getattr(self.model, "hidden", 0))
+            return {h: np.zeros((0, width), dtype=np.float32) for h in wanted}
+        layers = self.hidden_activations([r.item for r in requests], [r.context for r in requests])
+        return {h: np.asarray(layers[h], dtype=np.float32) for h in wanted}
+
+
+def make_organism(
+    spec: OrganismSpec, model: OrganismModel, record: OrganismRecord | None = None
+) -> Organism:
+    """The agent for a trained model: a :class:`NeuralOrganism` when it has hidden layers."""
+    if hasattr(model, "activations"):
+        return NeuralOrganism(spec, model, record)
+    return Organism(spec, model, record)
 
 
 Progress = Callable[[str, int, int], None]
@@ -218,7 +266,7 @@ class Zoo:
         started = time.perf_counter()
         model = self._train(spec)
         seconds = time.perf_counter() - started
-        organism = Organism(spec, model)
+        organism = make_organism(spec, model)
         acceptance = measure_acceptance(
             spec, organism.priorities, self.splits.test, twin=twin_report
         )
@@ -298,7 +346,7 @@ class Zoo:
                 )
             record = self.build_one(name)
         model = load_model(spec.model, self._directory(spec), self.encoder)
-        return Organism(spec, model, record)
+        return make_organism(spec, model, record)
 
 
 def manifest_summary(manifest: ZooManifest) -> dict[str, object]:
