@@ -1,0 +1,105 @@
+"""From a submission to what the constitution's conditions read (`PolicyInput`)."""
+
+from __future__ import annotations
+
+from ..constitution import ChangeFacts, DecisionFacts, ItemFacts, PolicyInput
+from ..items import ActionType, Priority
+from ._models import AutonomyLevel, Submission
+
+__all__ = ["labels_of", "policy_input", "priority_rank"]
+
+
+def priority_rank(value: object) -> int:
+    """Rank 1 (Trivial) … 5 (Blocker) of a priority name, number or `Priority`; 0 if none."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, Priority):
+        return int(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = int(value)
+        return number if 1 <= number <= 5 else 0
+    try:
+        return int(Priority.parse(str(value)))
+    except ValueError:
+        return 0
+
+
+def labels_of(submission: Submission) -> list[str]:
+    """The submission's labels merged with the item's ``metadata["labels"]`` (normalised)."""
+    labels = list(submission.labels)
+    if submission.item is not None:
+        raw = submission.item.metadata.get("labels")
+        if isinstance(raw, str):
+            labels += [
+                part.strip().lower().replace(" ", "-")
+                for part in raw.replace(";", ",").split(",")
+                if part.strip()
+            ]
+    return sorted(set(labels))
+
+
+def _number(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return 0.0
+    return 0.0
+
+
+def policy_input(
+    submission: Submission, autonomy: AutonomyLevel | int, verdict: str = "none"
+) -> PolicyInput:
+    """The facts a constitution judges one submission on."""
+    decision = submission.decision
+    item = submission.item
+    action = decision.action
+    change = ChangeFacts()
+    if action is ActionType.SET_PRIORITY:
+        current = submission.current_value
+        if current is None and item is not None:
+            current = item.priority
+        old, new = priority_rank(current), priority_rank(decision.value)
+        known = old > 0 and new > 0
+        change = ChangeFacts(
+            from_priority=old,
+            to_priority=new,
+            downgrade=known and new < old,
+            upgrade=known and new > old,
+            levels=abs(new - old) if known else 0,
+        )
+    elif action is ActionType.SET_STORY_POINTS:
+        current = submission.current_value
+        if current is None and item is not None:
+            current = item.story_points
+        change = ChangeFacts(from_points=_number(current), to_points=_number(decision.value))
+    value = decision.value
+    return PolicyInput(
+        decision=DecisionFacts(
+            action=action.value,
+            value="" if value is None else value,
+            confidence=decision.confidence,
+            target=submission.target,
+            agent=submission.agent,
+            valid=decision.valid and value is not None,
+            rationale=decision.rationale or "",
+        ),
+        item=ItemFacts()
+        if item is None
+        else ItemFacts(
+            key=item.key,
+            project=item.project,
+            title=item.title,
+            issue_type=item.issue_type,
+            component=item.component or "",
+            priority="" if item.priority is None else str(item.priority),
+            story_points=item.story_points or 0.0,
+            labels=labels_of(submission),
+        ),
+        change=change,
+        autonomy=int(autonomy),
+        verdict=verdict,
+        tenant=submission.tenant,
+    )

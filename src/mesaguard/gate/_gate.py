@@ -1,0 +1,811 @@
+"""`Gate`: autonomy, escalation, the review-queue state machine and the apply outbox."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import datetime as dt
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from pydantic import BaseModel, JsonValue
+
+from ..agents import Agent, Decision, DecisionRequest
+from ..constitution import Constitution, Effect, Evaluation, PolicyInput, default_constitution
+from ..contexts import DECEPTION_FAMILIES, Context, Side, cue_contexts
+from ..items import ActionType, Priority
+from ..ledger import ConstitutionChange, Escalation, Ledger, LedgerError, RedTeamReport, Review
+from ..ledger import Decision as LoggedDecision
+from ..redteam import VerdictKind
+from ._errors import (
+    GateError,
+    IdempotencyConflict,
+    InvalidTransition,
+    PermissionDenied,
+    StoreUnavailable,
+)
+from ._facts import labels_of, policy_input, priority_rank
+from ._models import (
+    Actor,
+    ApplyRequest,
+    AutonomyLevel,
+    DeliveryReport,
+    GateConfig,
+    GateResult,
+    OutboxState,
+    Outcome,
+    ReviewAction,
+    ReviewActionKind,
+    ReviewItem,
+    ReviewState,
+    Role,
+    Submission,
+    VerdictRecord,
+)
+from ._store import GateStore, time_text
+
+__all__ = ["FLAGGED_LABELS", "Applier", "Gate", "verdict_cap"]
+
+FLAGGED_LABELS = frozenset({"security", "data-loss", "safety"})
+"""Labels that make an item critical (the ethics article)."""
+
+_OBSERVED = tuple(cue_contexts(DECEPTION_FAMILIES, side=Side.OBSERVED))
+
+
+class Applier(Protocol):
+    """Applies a decision on the tracker side; raises on failure (the gate retries)."""
+
+    def __call__(self, request: ApplyRequest) -> None: ...
+
+
+def verdict_cap(verdict: VerdictRecord | None) -> AutonomyLevel:
+    """The highest autonomy a red-team verdict allows.
+
+    Only a robustly-aligned verdict leaves the configured level as it is. Deceptive,
+    sandbagging, proxy-aligned (the red team failed) and inconclusive verdicts, and no verdict
+    at all, mean L0: the agent only recommends.
+    """
+    if verdict is not None and verdict.verdict is VerdictKind.ROBUSTLY_ALIGNED:
+        return AutonomyLevel.L2
+    return AutonomyLevel.L0
+
+
+def _unit(seed: int, purpose: str, tenant: str, key: str) -> float:
+    """A uniform number in [0, 1) fixed by the seed, the purpose and the idempotency key."""
+    digest = hashlib.sha256(f"{seed}|{purpose}|{tenant}|{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _same_value(action: ActionType, first: object, second: object) -> bool:
+    if action is ActionType.SET_PRIORITY:
+        return priority_rank(first) == priority_rank(second) != 0
+    if action is ActionType.SET_STORY_POINTS:
+        try:
+            return abs(float(first) - float(second)) < 1e-9  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return False
+    return str(first).strip().casefold() == str(second).strip().casefold()
+
+
+def _summary(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+
+class Gate:
+    """Decides whether an agent's decision takes effect, waits for a person, or is refused.
+
+    ``constitution`` (default: the shipped one) judges each decision; ``store`` keeps results,
+    the review queue, verdicts and the apply outbox; ``ledger`` (optional) receives every event.
+    ``canary`` is the agent (or a mapping agent name -> agent) the gate re-asks under an observed
+    framing on a sampled fraction of decisions; ``applier`` applies decisions that take effect
+    (called by :meth:`deliver`, retried until it succeeds). ``clock`` returns the current
+    aware time (tests move it).
+
+    Fail closed: a policy error, a canary error or timeout, a slow decision or a ledger error
+    sends the decision to review; a store error raises `StoreUnavailable` and nothing is applied.
+    """
+
+    def __init__(
+        self,
+        constitution: Constitution | None,
+        store: GateStore,
+        ledger: Ledger | None = None,
+        *,
+        config: GateConfig | None = None,
+        canary: Agent | Mapping[str, Agent] | None = None,
+        applier: Applier | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        actor: str = "gate",
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.config = config or GateConfig()
+        self.canary = canary
+        self.applier = applier
+        self.actor = actor
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._lock = threading.Lock()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.constitution = constitution or default_constitution()
+        in_force = store.current_constitution()
+        if in_force is None or in_force.sha256 != self.constitution.sha256:
+            self._put_in_force(self.constitution, actor, "gate started with this constitution")
+
+    # --- constitution ----------------------------------------------------------------------
+
+    def set_constitution(self, new: Constitution, actor: Actor | str) -> None:
+        """Put another constitution in force (admins only); logged as a ConstitutionChange."""
+        if isinstance(actor, Actor) and actor.role is not Role.ADMIN:
+            raise PermissionDenied(
+                f"{actor.name} ({actor.role.value}) cannot change the constitution; admins can"
+            )
+        name = actor.name if isinstance(actor, Actor) else actor
+        previous = self.constitution
+        self._put_in_force(
+            new, name, f"replaces version {previous.version} ({previous.sha256[:12]})"
+        )
+        self.constitution = new
+
+    def _put_in_force(self, constitution: Constitution, actor: str, summary: str) -> None:
+        now = self._clock()
+        if self.ledger is not None:
+            self.ledger.append(
+                actor,
+                ConstitutionChange(
+                    version=constitution.version,
+                    document_sha256=constitution.sha256,
+                    summary=summary,
+                    details={"source": constitution.source, "rules": len(constitution.rules)},
+                ),
+            )
+        self.store.record_constitution(
+            constitution.version, constitution.sha256, constitution.document, actor, now
+        )
+
+    # --- verdicts --------------------------------------------------------------------------
+
+    def set_verdict(
+        self, agent: str, verdict: VerdictKind | str, report_ref: str = "", *, sha256: str = ""
+    ) -> VerdictRecord:
+        """Record an agent's red-team verdict (it caps the agent's autonomy from now on)."""
+        record = self.store.set_verdict(agent, verdict, report_ref, at=self._clock())
+        if self.ledger is not None:
+            self.ledger.append(
+                self.actor,
+                RedTeamReport(
+                    subject=agent,
+                    verdict=record.verdict.value,
+                    report_sha256=sha256 or None,
+                    details={"report_ref": report_ref},
+                ),
+            )
+        return record
+
+    def autonomy_for(self, agent: str, action: ActionType) -> tuple[AutonomyLevel, str]:
+        """The agent's effective level for an action and its verdict name (``none`` if none)."""
+        verdict = self.store.latest_verdict(agent)
+        granted = self.config.autonomy.get(action, AutonomyLevel.L0)
+        level = AutonomyLevel(min(granted, verdict_cap(verdict)))
+        return level, "none" if verdict is None else verdict.verdict.value
+
+    # --- submit ----------------------------------------------------------------------------
+
+    def submit(self, submission: Submission) -> GateResult:
+        """Judge one decision: applied, queued for review, or denied, with reasons.
+
+        Idempotent by ``(tenant, idempotency_key)``: resubmitting returns the stored result
+        (``replayed=True``) and never applies twice; reusing a key for a different submission
+        raises `IdempotencyConflict`. A store failure raises `StoreUnavailable`: nothing was
+        applied, and the caller may resubmit the same key later.
+        """
+        started = time.perf_counter()
+        digest = hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
+        try:
+            found = self.store.find_submission(submission.tenant, submission.idempotency_key)
+            if found is not None:
+                return self._replay(submission, digest, *found)
+            level, verdict = self.autonomy_for(submission.agent, submission.decision.action)
+        except StoreUnavailable as error:
+            self._log_store_failure(submission, error)
+            raise
+        facts = policy_input(submission, level, verdict)
+        now = self._clock()
+        result, critical = self._judge(submission, facts, level, verdict, now, started)
+        result = self._log_submission(submission, result)
+        review: dict[str, Any] | None = None
+        outbox: tuple[str, ApplyRequest, dt.datetime] | None = None
+        if result.outcome is Outcome.QUEUED:
+            assert result.review_id is not None
+            review = {
+                "id": result.review_id,
+                "tenant": submission.tenant,
+                "submission_id": result.submission_id,
+                "state": ReviewState.PENDING.value,
+                "version": 0,
+                "critical": critical,
+                "approvals_required": 2 if critical and self.config.four_eyes else 1,
+                "final_value": None,
+                "created_at": time_text(now),
+                "updated_at": time_text(now),
+                "expires_at": time_text(now + self.config.review_ttl),
+            }
+        elif result.outcome is Outcome.APPLIED:
+            outbox = (str(uuid.uuid4()), self._apply_request(submission, result, None, []), now)
+        try:
+            stored = self.store.record_submission(
+                submission, digest, result, review=review, outbox=outbox
+            )
+        except StoreUnavailable as error:
+            self._log_store_failure(submission, error)
+            raise
+        if stored.submission_id != result.submission_id:
+            # A concurrent submission with the same key won the race; it is the one that counts.
+            return self._replay(submission, digest, "" if stored.replayed else digest, stored)
+        return stored
+
+    def _replay(
+        self, submission: Submission, digest: str, stored_digest: str, stored: GateResult
+    ) -> GateResult:
+        if stored_digest and stored_digest != digest:
+            raise IdempotencyConflict(
+                f"idempotency key {submission.idempotency_key!r} of tenant {submission.tenant!r} "
+                f"already names another submission ({stored.submission_id}); use a new key"
+            )
+        return stored.model_copy(update={"replayed": True})
+
+    def _judge(
+        self,
+        submission: Submission,
+        facts: PolicyInput,
+        level: AutonomyLevel,
+        verdict: str,
+        now: dt.datetime,
+        started: float,
+    ) -> tuple[GateResult, bool]:
+        """The outcome, its reasons, and whether the item is critical (no side effects)."""
+        config = self.config
+        decision = submission.decision
+        reasons: list[str] = []
+        triggers: list[str] = []
+        fail_closed = False
+        evaluation: Evaluation | None
+        try:
+            evaluation = self.constitution.evaluate(facts)
+        except Exception as error:  # noqa: BLE001 — any failure of the policy engine fails closed
+            evaluation = None
+            fail_closed = True
+            triggers.append("policy-error")
+            reasons.append(f"policy error, sent to review: {_summary(error)}")
+        hits = [] if evaluation is None else evaluation.hits
+        if evaluation is not None and evaluation.errors:
+            fail_closed = True
+            triggers.append("policy-error")
+            reasons += [f"policy error, sent to review: {problem}" for problem in evaluation.errors]
+        effect = Effect.REQUIRE_REVIEW if evaluation is None else evaluation.effect
+        if evaluation is not None and effect is Effect.DENY and not evaluation.errors:
+            outcome = Outcome.DENIED
+            reasons += [f"{hit.rule_id}: {hit.reason}" for hit in hits if hit.effect is Effect.DENY]
+        else:
+            reasons += [
+                f"{hit.rule_id}: {hit.reason}" for hit in hits if hit.effect is not Effect.ALLOW
+            ]
+            if evaluation is not None and evaluation.default_used and effect is not Effect.ALLOW:
+                reasons.append("no rule allows this decision; the constitution's default applies")
+            if level is AutonomyLevel.L0 and not any(
+                hit.rule_id.endswith("recommend-only") for hit in hits
+            ):
+                reasons.append(f"autonomy L0 for {decision.action.value} (verdict: {verdict})")
+            triggers += self._triggers(submission, facts, level, reasons)
+            if (
+                not triggers
+                and effect is Effect.ALLOW
+                and level >= AutonomyLevel.L1
+                and self._canary_sampled(submission)
+            ):
+                triggers += self._run_canary(submission, reasons)
+            elapsed = time.perf_counter() - started
+            if elapsed > config.decision_timeout_s:
+                fail_closed = True
+                triggers.append("timeout")
+                reasons.append(
+                    f"the checks took {elapsed:.1f} s (limit {config.decision_timeout_s:.1f} s)"
+                )
+            fail_closed = fail_closed or "canary-error" in triggers
+            applied = (
+                effect is Effect.ALLOW
+                and level >= AutonomyLevel.L1
+                and not triggers
+                and not fail_closed
+            )
+            outcome = Outcome.APPLIED if applied else Outcome.QUEUED
+            if applied:
+                reasons += [f"{hit.rule_id}: {hit.reason}" for hit in hits]
+        critical = (
+            max(facts.change.from_priority, priority_rank(facts.item.priority)) >= Priority.CRITICAL
+            or bool(FLAGGED_LABELS.intersection(labels_of(submission)))
+            or submission.target == "production-tracker"
+        )
+        result = GateResult(
+            submission_id=str(uuid.uuid4()),
+            idempotency_key=submission.idempotency_key,
+            tenant=submission.tenant,
+            outcome=outcome,
+            reasons=reasons,
+            rules_fired=hits,
+            triggers=triggers,
+            autonomy_level=level,
+            verdict=verdict,
+            review_id=str(uuid.uuid4()) if outcome is Outcome.QUEUED else None,
+            fail_closed=fail_closed,
+            constitution_version=self.constitution.version,
+            constitution_sha256=self.constitution.sha256,
+            created_at=now,
+        )
+        return result, critical
+
+    def _triggers(
+        self, submission: Submission, facts: PolicyInput, level: AutonomyLevel, reasons: list[str]
+    ) -> list[str]:
+        config = self.config
+        triggers: list[str] = []
+        confidence = submission.decision.confidence
+        if confidence < config.min_confidence:
+            triggers.append("low-confidence")
+            reasons.append(f"confidence {confidence:.2f} is below {config.min_confidence:.2f}")
+        change = facts.change
+        if change.levels > config.max_priority_change:
+            triggers.append("impact")
+            reasons.append(
+                f"priority changes by {change.levels} levels (more than "
+                f"{config.max_priority_change})"
+            )
+        if (
+            submission.decision.action is ActionType.SET_STORY_POINTS
+            and change.to_points > config.max_story_points
+        ):
+            triggers.append("impact")
+            reasons.append(
+                f"{change.to_points:g} story points is above {config.max_story_points:g}"
+            )
+        if level is AutonomyLevel.L1 and config.audit_rate > 0:
+            draw = _unit(config.seed, "audit", submission.tenant, submission.idempotency_key)
+            if draw < config.audit_rate:
+                triggers.append("audit-sample")
+                reasons.append(f"random audit sample ({config.audit_rate:.0%} of L1 decisions)")
+        return triggers
+
+    # --- the runtime consistency canary ----------------------------------------------------
+
+    def _canary_agent(self, submission: Submission) -> Agent | None:
+        if self.canary is None or submission.item is None:
+            return None
+        if isinstance(self.canary, Mapping):
+            return self.canary.get(submission.agent)
+        return self.canary
+
+    def _canary_sampled(self, submission: Submission) -> bool:
+        if self.config.canary_rate <= 0 or self._canary_agent(submission) is None:
+            return False
+        draw = _unit(self.config.seed, "canary", submission.tenant, submission.idempotency_key)
+        return draw < self.config.canary_rate
+
+    def canary_context(self, submission: Submission) -> Context:
+        """The observed framing the canary uses for this submission (fixed by its key)."""
+        draw = _unit(self.config.seed, "canary-cue", submission.tenant, submission.idempotency_key)
+        return _OBSERVED[int(draw * len(_OBSERVED))]
+
+    def _run_canary(self, submission: Submission, reasons: list[str]) -> list[str]:
+        """Re-ask the agent under an observed framing; disagreement or failure escalates."""
+        agent = self._canary_agent(submission)
+        assert agent is not None and submission.item is not None
+        context = self.canary_context(submission)
+        request = DecisionRequest(
+            item=submission.item, context=context, action=submission.decision.action
+        )
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=4, thread_name_prefix="mesaguard-canary"
+                )
+            pool = self._pool
+        future = pool.submit(agent.decide, [request])
+        try:
+            answers: list[Decision] = future.result(timeout=self.config.canary_timeout_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            reasons.append(
+                f"canary: the agent did not answer under {context.name} within "
+                f"{self.config.canary_timeout_s:g} s"
+            )
+            return ["canary", "canary-error"]
+        except Exception as error:  # noqa: BLE001 — an agent failure fails closed
+            reasons.append(f"canary: re-asking the agent failed: {_summary(error)}")
+            return ["canary", "canary-error"]
+        if len(answers) != 1 or not answers[0].valid or answers[0].value is None:
+            reasons.append(f"canary: no valid answer under the observed framing {context.name}")
+            return ["canary", "canary-error"]
+        observed = answers[0].value
+        if _same_value(submission.decision.action, submission.decision.value, observed):
+            return []
+        reasons.append(
+            f"canary: under the observed framing {context.name} the agent answers {observed!r}, "
+            f"not {submission.decision.value!r}"
+        )
+        return ["canary"]
+
+    # --- logging ---------------------------------------------------------------------------
+
+    def _log_submission(self, submission: Submission, result: GateResult) -> GateResult:
+        """Append the decision (and its escalation) to the ledger before anything is stored.
+
+        A ledger failure turns an applied decision into a queued one (fail closed).
+        """
+        if self.ledger is None:
+            return result
+        records = self._submission_records(submission, result)
+        try:
+            self.ledger.append_many(records)
+            return result
+        except LedgerError as error:
+            if result.outcome is Outcome.DENIED:
+                return result.model_copy(
+                    update={"reasons": [*result.reasons, f"not logged: {_summary(error)}"]}
+                )
+            failed = result.model_copy(
+                update={
+                    "outcome": Outcome.QUEUED,
+                    "review_id": result.review_id or str(uuid.uuid4()),
+                    "fail_closed": True,
+                    "triggers": [*result.triggers, "ledger-error"],
+                    "reasons": [
+                        *result.reasons,
+                        f"the Ethics Review Log failed, sent to review: {_summary(error)}",
+                    ],
+                }
+            )
+            # The log may be back already; if not, the store still has the decision.
+            with contextlib.suppress(LedgerError):
+                self.ledger.append_many(self._submission_records(submission, failed))
+            return failed
+
+    def _submission_records(
+        self, submission: Submission, result: GateResult
+    ) -> list[tuple[str, BaseModel | dict[str, Any]]]:
+        decision = submission.decision
+        subject = decision.item_key or submission.idempotency_key
+        details: dict[str, JsonValue] = {
+            "tenant": submission.tenant,
+            "idempotency_key": submission.idempotency_key,
+            "submission_id": result.submission_id,
+            "gate_outcome": result.outcome.value,
+            "reasons": list(result.reasons),
+            "rules": [hit.rule_id for hit in result.rules_fired],
+            "triggers": list(result.triggers),
+            "autonomy": int(result.autonomy_level),
+            "verdict": result.verdict,
+            "confidence": decision.confidence,
+            "target": submission.target,
+            "constitution_sha256": result.constitution_sha256,
+        }
+        records: list[tuple[str, BaseModel | dict[str, Any]]] = [
+            (
+                submission.agent,
+                LoggedDecision(
+                    subject=subject,
+                    action=decision.action.value,
+                    outcome="" if decision.value is None else str(decision.value),
+                    rationale=decision.rationale or "",
+                    details=details,
+                ),
+            )
+        ]
+        if result.outcome is Outcome.QUEUED:
+            records.append(
+                (
+                    self.actor,
+                    Escalation(
+                        subject=subject,
+                        reason="; ".join(result.reasons) or "sent to review",
+                        details={
+                            "tenant": submission.tenant,
+                            "review_id": result.review_id,
+                            "submission_id": result.submission_id,
+                            "triggers": list(result.triggers),
+                        },
+                    ),
+                )
+            )
+        return records
+
+    def _log_store_failure(self, submission: Submission, error: StoreUnavailable) -> None:
+        if self.ledger is None:
+            return
+        # If both stores are down the caller still gets StoreUnavailable and must resubmit.
+        with contextlib.suppress(LedgerError):
+            self.ledger.append(
+                self.actor,
+                Escalation(
+                    subject=submission.decision.item_key or submission.idempotency_key,
+                    reason=f"gate store unavailable; decision not applied: {error}",
+                    details={
+                        "tenant": submission.tenant,
+                        "idempotency_key": submission.idempotency_key,
+                        "stored": False,
+                    },
+                ),
+            )
+
+    # --- review ----------------------------------------------------------------------------
+
+    def review(
+        self,
+        actor: Actor,
+        review_id: str,
+        action: ReviewActionKind | str,
+        reason: str = "",
+        value: str | float | None = None,
+    ) -> ReviewItem:
+        """Act on a review: approve, modify, reject, escalate, or cancel (admins only).
+
+        ``modify`` needs ``value`` and ``reject`` a reason.
+        Agents can never review (`PermissionDenied`); other tenants' reviews are invisible
+        (`ReviewNotFound`); a final or concurrently changed review raises `InvalidTransition`.
+        With four-eyes on, a critical item needs approvals by two different people.
+        """
+        kind = ReviewActionKind(action)
+        if actor.role is Role.AGENT:
+            raise PermissionDenied(f"agent {actor.name!r} cannot review decisions; reviewers can")
+        if kind is ReviewActionKind.EXPIRE:
+            raise PermissionDenied("reviews expire by time only (Gate.expire_due)")
+        if kind is ReviewActionKind.CANCEL and actor.role is not Role.ADMIN:
+            raise PermissionDenied(f"{actor.name} ({actor.role.value}) cannot cancel; admins can")
+        item, version = self.store.review_version(actor.tenant, review_id)
+        state = item.state
+        if not state.open:
+            raise InvalidTransition(
+                f"review {review_id} is {state.value}; only pending or escalated reviews can be "
+                "acted on"
+            )
+        if state is ReviewState.ESCALATED and actor.role is not Role.ADMIN:
+            raise PermissionDenied(f"review {review_id} is escalated; an admin decides it now")
+        if kind is ReviewActionKind.ESCALATE and state is ReviewState.ESCALATED:
+            raise InvalidTransition(f"review {review_id} is already escalated")
+        if kind is ReviewActionKind.REJECT and not reason.strip():
+            raise GateError("a rejection needs a reason")
+        final_value: str | float | None = None
+        approvers: list[str] = []
+        to_state = {
+            ReviewActionKind.APPROVE: ReviewState.APPROVED,
+            ReviewActionKind.MODIFY: ReviewState.MODIFIED,
+            ReviewActionKind.REJECT: ReviewState.REJECTED,
+            ReviewActionKind.ESCALATE: ReviewState.ESCALATED,
+            ReviewActionKind.CANCEL: ReviewState.CANCELLED,
+        }[kind]
+        if kind in (ReviewActionKind.APPROVE, ReviewActionKind.MODIFY):
+            decision = item.submission.decision
+            if kind is ReviewActionKind.MODIFY:
+                final_value = self._checked_value(decision.action, value)
+            else:
+                final_value = decision.value
+            approvers = [
+                step.actor
+                for step in item.actions
+                if step.action in (ReviewActionKind.APPROVE, ReviewActionKind.MODIFY)
+            ]
+            if actor.name in approvers:
+                raise PermissionDenied(
+                    f"{actor.name} already approved review {review_id}; four-eyes needs a "
+                    "different reviewer"
+                )
+            approvers.append(actor.name)
+            if len(approvers) < item.approvals_required:
+                to_state = state  # recorded; waits for the next approver
+        now = self._clock()
+        step = ReviewAction(
+            actor=actor.name,
+            role=actor.role,
+            action=kind,
+            reason=reason,
+            value=final_value if kind is ReviewActionKind.MODIFY else None,
+            from_state=state,
+            to_state=to_state,
+            at=now,
+        )
+        outbox = None
+        if to_state in (ReviewState.APPROVED, ReviewState.MODIFIED):
+            if kind is ReviewActionKind.APPROVE:
+                final_value = self._last_proposal(item, final_value)
+            request = self._apply_request(item.submission, item.result, final_value, approvers)
+            outbox = (str(uuid.uuid4()), request, now)
+            if final_value != item.submission.decision.value:
+                to_state = ReviewState.MODIFIED
+                step = step.model_copy(update={"to_state": to_state})
+        self._log_review(item, step, actor.name)
+        moved = self.store.transition(
+            review_id,
+            version,
+            step,
+            final_value=final_value if to_state.value in ("approved", "modified") else None,
+            outbox=outbox,
+        )
+        if not moved:
+            raise InvalidTransition(
+                f"review {review_id} changed while {actor.name} acted on it; reload and retry"
+            )
+        return self.store.get_review(actor.tenant, review_id)
+
+    @staticmethod
+    def _last_proposal(item: ReviewItem, value: str | float | None) -> str | float | None:
+        """Under four-eyes, approving confirms the latest modification, if there was one."""
+        for step in reversed(item.actions):
+            if step.action is ReviewActionKind.MODIFY:
+                return step.value
+        return value
+
+    @staticmethod
+    def _checked_value(action: ActionType, value: str | float | None) -> str | float:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise GateError("a modification needs a value")
+        if action is ActionType.SET_PRIORITY:
+            try:
+                return str(Priority.parse(value if isinstance(value, str) else int(value)))
+            except ValueError as error:
+                raise GateError(f"modified value: {error}") from None
+        if action is ActionType.SET_STORY_POINTS:
+            try:
+                points = float(value)
+            except ValueError:
+                raise GateError(
+                    f"modified value {value!r} is not a number of story points"
+                ) from None
+            if not 0 <= points < 1e6:
+                raise GateError(f"modified value {value!r} is not a number of story points")
+            return points
+        return str(value).strip()
+
+    def _log_review(self, item: ReviewItem, step: ReviewAction, actor: str) -> None:
+        if self.ledger is None:
+            return
+        record = Review(
+            subject=item.submission.decision.item_key or item.submission.idempotency_key,
+            outcome=step.action.value,
+            comment=step.reason,
+            details={
+                "tenant": item.tenant,
+                "review_id": item.id,
+                "submission_id": item.result.submission_id,
+                "from": step.from_state.value,
+                "to": step.to_state.value,
+                "value": step.value,
+                "role": str(step.role),
+            },
+        )
+        try:
+            self.ledger.append(actor, record)
+        except LedgerError as error:
+            # Fail closed: an action that cannot be logged does not happen.
+            raise GateError(
+                f"review {item.id}: the Ethics Review Log failed, nothing changed: {error}"
+            ) from error
+
+    def expire_due(self, now: dt.datetime | None = None) -> int:
+        """Expire open reviews whose time is up (to the safe default: not applied)."""
+        now = now or self._clock()
+        expired = 0
+        for tenant, review_id, version in self.store.due_reviews(now):
+            item = self.store.get_review(tenant, review_id)
+            step = ReviewAction(
+                actor=self.actor,
+                role="system",
+                action=ReviewActionKind.EXPIRE,
+                reason=f"no decision by {item.expires_at.isoformat()}; not applied",
+                from_state=item.state,
+                to_state=ReviewState.EXPIRED,
+                at=now,
+            )
+            try:
+                self._log_review(item, step, self.actor)
+            except GateError:
+                continue  # stays open; the next pass expires it once the log is back
+            if self.store.transition(review_id, version, step):
+                expired += 1
+        return expired
+
+    # --- apply outbox ----------------------------------------------------------------------
+
+    @staticmethod
+    def _apply_request(
+        submission: Submission,
+        result: GateResult,
+        value: str | float | None,
+        approvers: list[str],
+    ) -> ApplyRequest:
+        decision = submission.decision
+        return ApplyRequest(
+            delivery_id=result.submission_id,
+            tenant=submission.tenant,
+            submission_id=result.submission_id,
+            idempotency_key=submission.idempotency_key,
+            review_id=result.review_id,
+            agent=submission.agent,
+            item_key=decision.item_key,
+            action=decision.action,
+            value=decision.value if not approvers else value,
+            target=submission.target,
+            approved_by=approvers,
+        )
+
+    def deliver(
+        self,
+        applier: Applier | None = None,
+        *,
+        now: dt.datetime | None = None,
+        limit: int = 100,
+        lease: dt.timedelta = dt.timedelta(seconds=60),
+    ) -> DeliveryReport:
+        """Hand due applied decisions to the applier; failures are retried with backoff.
+
+        An entry leaves the outbox only when the applier returned without raising. Delivery is
+        at least once: the applier deduplicates on ``delivery_id`` (the submission id), which is
+        the same for every attempt.
+        """
+        applier = applier or self.applier
+        if applier is None:
+            raise GateError("no applier: pass one to Gate(applier=...) or to deliver()")
+        now = now or self._clock()
+        delivered = failed = 0
+        for entry in self.store.claim_outbox(now, lease, limit):
+            error: str | None = None
+            try:
+                applier(entry.request)
+            except Exception as failure:  # noqa: BLE001 — any failure is retried, never lost
+                error = _summary(failure)
+            delay = min(
+                self.config.retry_base_s * 2 ** max(0, entry.attempts - 1),
+                self.config.retry_max_s,
+            )
+            done = self._clock() if now is None else now
+            self.store.finish_delivery(
+                entry.id, at=done, error=error, retry_at=done + dt.timedelta(seconds=delay)
+            )
+            if error is None:
+                delivered += 1
+                self._log_delivery(entry.request)
+            else:
+                failed += 1
+        return DeliveryReport(
+            delivered=delivered,
+            failed=failed,
+            pending=self.store.count_outbox(OutboxState.PENDING),
+        )
+
+    def _log_delivery(self, request: ApplyRequest) -> None:
+        if self.ledger is None:
+            return
+        # Delivered already; if the log fails here the store still keeps the delivery time.
+        with contextlib.suppress(LedgerError):
+            self.ledger.append(
+                self.actor,
+                LoggedDecision(
+                    subject=request.item_key or request.idempotency_key,
+                    action="apply",
+                    outcome="" if request.value is None else str(request.value),
+                    details={
+                        "tenant": request.tenant,
+                        "submission_id": request.submission_id,
+                        "delivery_id": request.delivery_id,
+                        "approved_by": list(request.approved_by),
+                    },
+                ),
+            )
+
+    def close(self) -> None:
+        """Stop the canary's worker threads (the store and ledger belong to the caller)."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None

@@ -1,0 +1,702 @@
+"""`GateStore`: submissions, the review queue, verdicts, the apply outbox (SQLAlchemy 2).
+
+Tables (prefix ``gate_``):
+
+``submissions``    one row per (tenant, idempotency key), unique: the submission and the result.
+``reviews``        the review queue; ``version`` moves on every transition, so two reviewers
+                   acting at once cannot both win (optimistic concurrency, portable).
+``review_actions`` every step of every review, in order.
+``verdicts``       red-team verdicts per agent; the latest counts.
+``outbox``         applied decisions waiting for delivery; rows leave ``pending`` only when the
+                   apply hook succeeded, so a decision is never lost.
+``constitutions``  the constitution in force over time.
+
+A submission, its review and its outbox row are written in one transaction: after a crash either
+all of them exist or none does, and the unique key makes a resubmission find them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from ..redteam import VerdictKind
+from ._errors import ReviewNotFound, StoreUnavailable
+from ._models import (
+    ApplyRequest,
+    ConstitutionRecord,
+    GateResult,
+    OutboxEntry,
+    OutboxState,
+    ReviewAction,
+    ReviewItem,
+    ReviewState,
+    Submission,
+    VerdictRecord,
+)
+
+__all__ = ["GateStore"]
+
+Durability = Literal["full", "normal"]
+_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+metadata = MetaData()
+
+submissions_table = Table(
+    "gate_submissions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(200), nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("agent", String(200), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("result", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    UniqueConstraint("tenant", "idempotency_key", name="gate_submissions_key"),
+)
+reviews_table = Table(
+    "gate_reviews",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(200), nullable=False),
+    Column("submission_id", String(36), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("critical", Boolean, nullable=False),
+    Column("approvals_required", Integer, nullable=False),
+    Column("final_value", Text, nullable=True),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+    Index("gate_reviews_queue", "tenant", "state", "created_at"),
+    Index("gate_reviews_expiry", "state", "expires_at"),
+)
+actions_table = Table(
+    "gate_review_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("review_id", String(36), nullable=False, index=True),
+    Column("body", Text, nullable=False),
+)
+verdicts_table = Table(
+    "gate_verdicts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent", String(200), nullable=False),
+    Column("verdict", String(32), nullable=False),
+    Column("report_ref", Text, nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    Index("gate_verdicts_agent", "agent", "id"),
+)
+outbox_table = Table(
+    "gate_outbox",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant", String(200), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", String(32), nullable=False),
+    Column("claimed_until", String(32), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("body", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("delivered_at", String(32), nullable=True),
+    Index("gate_outbox_due", "state", "next_attempt_at"),
+)
+constitutions_table = Table(
+    "gate_constitutions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version", String(200), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+)
+
+
+def time_text(moment: dt.datetime) -> str:
+    """Fixed-width UTC text: sorts like the time it names, on every database."""
+    return moment.astimezone(dt.UTC).strftime(_TIME)
+
+
+def parse_time(text: str) -> dt.datetime:
+    """Inverse of `time_text`."""
+    return dt.datetime.strptime(text, _TIME).replace(tzinfo=dt.UTC)
+
+
+def _database_url(target: str | Path) -> str:
+    text = str(target)
+    if "://" not in text:
+        return f"sqlite:///{Path(text).expanduser()}"
+    url = make_url(text)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+class GateStore:
+    """The gate's durable state in SQLite (default) or PostgreSQL.
+
+    ``url`` is a SQLAlchemy URL (``postgresql://...``, ``sqlite:///path``) or a SQLite file path.
+    ``durability="full"`` makes every SQLite commit survive power loss (``synchronous=FULL``);
+    ``"normal"`` (default, WAL) survives a crashed process. ``timeout_s`` bounds how long a
+    statement waits for a lock or a connection before the store reports itself unavailable.
+    """
+
+    def __init__(
+        self,
+        url: str | Path = "mesaguard-gate.sqlite",
+        *,
+        durability: Durability = "normal",
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.url = _database_url(url)
+        self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        try:
+            if self.dialect == "sqlite":
+                self._engine: Engine = create_engine(
+                    self.url, connect_args={"timeout": timeout_s, "check_same_thread": False}
+                )
+                synchronous = "FULL" if durability == "full" else "NORMAL"
+                busy_ms = int(timeout_s * 1000)
+
+                @event.listens_for(self._engine, "connect")
+                def _connect(dbapi_connection: Any, _record: Any) -> None:
+                    dbapi_connection.isolation_level = None  # SQLAlchemy issues BEGIN itself
+                    cursor = dbapi_connection.cursor()
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                    cursor.execute(f"PRAGMA synchronous={synchronous}")
+                    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+                    cursor.close()
+
+                @event.listens_for(self._engine, "begin")
+                def _begin(connection: Connection) -> None:
+                    # Take the write lock up front: no deadlock between two upgrading readers.
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+            else:
+                self._engine = create_engine(
+                    self.url,
+                    pool_pre_ping=True,
+                    connect_args={
+                        "connect_timeout": max(1, int(timeout_s)),
+                        "options": f"-c statement_timeout={int(timeout_s * 1000)}",
+                    },
+                )
+            metadata.create_all(self._engine)
+        except (SQLAlchemyError, ImportError, ValueError) as error:
+            raise StoreUnavailable(
+                f"cannot open the gate store {self._safe_url()}: {error}"
+            ) from error
+
+    def _safe_url(self) -> str:
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 — only for an error message
+            return "<url>"
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release database connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> GateStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for tools and tests)."""
+        return self._engine
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as connection:
+                yield connection
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(
+                f"gate store {self._safe_url()}: {what} failed: {type(error).__name__}: "
+                f"{str(error).splitlines()[0]}"
+            ) from error
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as connection:
+                yield connection
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(
+                f"gate store {self._safe_url()}: {what} failed: {type(error).__name__}: "
+                f"{str(error).splitlines()[0]}"
+            ) from error
+
+    # --- submissions -----------------------------------------------------------------------
+
+    def find_submission(self, tenant: str, key: str) -> tuple[str, GateResult] | None:
+        """``(digest, result)`` stored for this key, or None."""
+        with self._reading("reading a submission") as connection:
+            row = connection.execute(
+                select(submissions_table.c.digest, submissions_table.c.result).where(
+                    submissions_table.c.tenant == tenant,
+                    submissions_table.c.idempotency_key == key,
+                )
+            ).first()
+        if row is None:
+            return None
+        return row.digest, GateResult.model_validate_json(row.result)
+
+    def get_result(self, tenant: str, idempotency_key: str) -> GateResult | None:
+        """The result stored for a key in a tenant, or None."""
+        found = self.find_submission(tenant, idempotency_key)
+        return None if found is None else found[1]
+
+    def get_submission(self, tenant: str, submission_id: str) -> tuple[Submission, GateResult]:
+        """A stored submission and its result by id; `ReviewNotFound` if not in this tenant."""
+        with self._reading("reading a submission") as connection:
+            row = connection.execute(
+                select(submissions_table.c.body, submissions_table.c.result).where(
+                    submissions_table.c.id == submission_id,
+                    submissions_table.c.tenant == tenant,
+                )
+            ).first()
+        if row is None:
+            raise ReviewNotFound(f"no submission {submission_id!r} in tenant {tenant!r}")
+        return Submission.model_validate_json(row.body), GateResult.model_validate_json(row.result)
+
+    def record_submission(
+        self,
+        submission: Submission,
+        digest: str,
+        result: GateResult,
+        *,
+        review: dict[str, Any] | None,
+        outbox: tuple[str, ApplyRequest, dt.datetime] | None,
+    ) -> GateResult:
+        """Store a submission with its review or outbox row atomically.
+
+        Returns ``result``, or the stored result if the key was taken meanwhile (a concurrent
+        resubmission); the caller compares digests.
+        """
+        now = time_text(result.created_at)
+        try:
+            with self._transaction("recording a submission") as connection:
+                connection.execute(
+                    insert(submissions_table),
+                    {
+                        "id": result.submission_id,
+                        "tenant": submission.tenant,
+                        "idempotency_key": submission.idempotency_key,
+                        "digest": digest,
+                        "agent": submission.agent,
+                        "outcome": result.outcome.value,
+                        "body": submission.model_dump_json(),
+                        "result": result.model_dump_json(),
+                        "created_at": now,
+                    },
+                )
+                if review is not None:
+                    connection.execute(insert(reviews_table), review)
+                if outbox is not None:
+                    self._insert_outbox(connection, *outbox)
+        except IntegrityError:
+            found = self.find_submission(submission.tenant, submission.idempotency_key)
+            if found is None:
+                raise StoreUnavailable(
+                    f"gate store: submission {submission.idempotency_key!r} conflicts with a row "
+                    "that cannot be read back"
+                ) from None
+            return found[1].model_copy(update={"replayed": True})
+        return result
+
+    @staticmethod
+    def _insert_outbox(
+        connection: Connection, outbox_id: str, request: ApplyRequest, at: dt.datetime
+    ) -> None:
+        connection.execute(
+            insert(outbox_table),
+            {
+                "id": outbox_id,
+                "tenant": request.tenant,
+                "state": OutboxState.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": time_text(at),
+                "claimed_until": None,
+                "last_error": None,
+                "body": request.model_dump_json(),
+                "created_at": time_text(at),
+                "delivered_at": None,
+            },
+        )
+
+    # --- reviews ---------------------------------------------------------------------------
+
+    def _review_rows(self, connection: Connection, rows: Sequence[Any]) -> list[ReviewItem]:
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        submission_ids = [row.submission_id for row in rows]
+        bodies = {
+            r.id: (r.body, r.result)
+            for r in connection.execute(
+                select(
+                    submissions_table.c.id, submissions_table.c.body, submissions_table.c.result
+                ).where(submissions_table.c.id.in_(submission_ids))
+            )
+        }
+        history: dict[str, list[ReviewAction]] = {review_id: [] for review_id in ids}
+        for action in connection.execute(
+            select(actions_table.c.review_id, actions_table.c.body)
+            .where(actions_table.c.review_id.in_(ids))
+            .order_by(actions_table.c.id)
+        ):
+            history[action.review_id].append(ReviewAction.model_validate_json(action.body))
+        items = []
+        for row in rows:
+            body, result = bodies[row.submission_id]
+            items.append(
+                ReviewItem(
+                    id=row.id,
+                    tenant=row.tenant,
+                    state=ReviewState(row.state),
+                    submission=Submission.model_validate_json(body),
+                    result=GateResult.model_validate_json(result),
+                    critical=bool(row.critical),
+                    approvals_required=row.approvals_required,
+                    created_at=parse_time(row.created_at),
+                    updated_at=parse_time(row.updated_at),
+                    expires_at=parse_time(row.expires_at),
+                    final_value=None if row.final_value is None else json.loads(row.final_value),
+                    actions=history[row.id],
+                )
+            )
+        return items
+
+    def get_review(self, tenant: str, review_id: str) -> ReviewItem:
+        """One review; `ReviewNotFound` when it does not exist in ``tenant``."""
+        with self._reading("reading a review") as connection:
+            rows = connection.execute(
+                select(reviews_table).where(
+                    reviews_table.c.id == review_id, reviews_table.c.tenant == tenant
+                )
+            ).all()
+            items = self._review_rows(connection, rows)
+        if not items:
+            raise ReviewNotFound(f"no review {review_id!r} in tenant {tenant!r}")
+        return items[0]
+
+    def review_version(self, tenant: str, review_id: str) -> tuple[ReviewItem, int]:
+        """A review with its concurrency version."""
+        with self._reading("reading a review") as connection:
+            rows = connection.execute(
+                select(reviews_table).where(
+                    reviews_table.c.id == review_id, reviews_table.c.tenant == tenant
+                )
+            ).all()
+            items = self._review_rows(connection, rows)
+        if not items:
+            raise ReviewNotFound(f"no review {review_id!r} in tenant {tenant!r}")
+        return items[0], int(rows[0].version)
+
+    def list_reviews(
+        self,
+        tenant: str,
+        state: ReviewState | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        agent: str | None = None,
+    ) -> list[ReviewItem]:
+        """Reviews of a tenant, oldest first, optionally of one state or agent."""
+        query = select(reviews_table).where(reviews_table.c.tenant == tenant)
+        if state is not None:
+            query = query.where(reviews_table.c.state == ReviewState(state).value)
+        if agent is not None:
+            query = query.join(
+                submissions_table, submissions_table.c.id == reviews_table.c.submission_id
+            ).where(submissions_table.c.agent == agent)
+        query = query.order_by(reviews_table.c.created_at, reviews_table.c.id)
+        query = query.limit(max(0, min(limit, 1000))).offset(max(0, offset))
+        with self._reading("listing reviews") as connection:
+            return self._review_rows(connection, connection.execute(query).all())
+
+    def count_reviews(self, tenant: str, state: ReviewState | None = None) -> int:
+        """How many reviews a tenant has (of one state)."""
+        query = select(func.count()).select_from(reviews_table)
+        query = query.where(reviews_table.c.tenant == tenant)
+        if state is not None:
+            query = query.where(reviews_table.c.state == ReviewState(state).value)
+        with self._reading("counting reviews") as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def transition(
+        self,
+        review_id: str,
+        version: int,
+        action: ReviewAction,
+        *,
+        final_value: str | float | None = None,
+        outbox: tuple[str, ApplyRequest, dt.datetime] | None = None,
+    ) -> bool:
+        """Record an action and move the state if nobody moved it since ``version``.
+
+        Returns False (and changes nothing) when the review changed concurrently.
+        """
+        with self._transaction("recording a review action") as connection:
+            moved = connection.execute(
+                update(reviews_table)
+                .where(reviews_table.c.id == review_id, reviews_table.c.version == version)
+                .values(
+                    state=action.to_state.value,
+                    version=version + 1,
+                    updated_at=time_text(action.at),
+                    final_value=None if final_value is None else json.dumps(final_value),
+                )
+            )
+            if moved.rowcount != 1:
+                return False
+            connection.execute(
+                insert(actions_table),
+                {"review_id": review_id, "body": action.model_dump_json()},
+            )
+            if outbox is not None:
+                self._insert_outbox(connection, *outbox)
+        return True
+
+    def due_reviews(self, now: dt.datetime, limit: int = 500) -> list[tuple[str, str, int]]:
+        """``(tenant, id, version)`` of open reviews whose time is up."""
+        query = (
+            select(reviews_table.c.tenant, reviews_table.c.id, reviews_table.c.version)
+            .where(
+                reviews_table.c.state.in_([ReviewState.PENDING.value, ReviewState.ESCALATED.value]),
+                reviews_table.c.expires_at <= time_text(now),
+            )
+            .order_by(reviews_table.c.expires_at)
+            .limit(limit)
+        )
+        with self._reading("finding expired reviews") as connection:
+            return [(row.tenant, row.id, int(row.version)) for row in connection.execute(query)]
+
+    # --- verdicts --------------------------------------------------------------------------
+
+    def set_verdict(
+        self,
+        agent: str,
+        verdict: VerdictKind | str,
+        report_ref: str = "",
+        *,
+        at: dt.datetime | None = None,
+    ) -> VerdictRecord:
+        """Record an agent's latest red-team verdict."""
+        record = VerdictRecord(
+            agent=agent,
+            verdict=VerdictKind(verdict),
+            report_ref=report_ref,
+            recorded_at=at or dt.datetime.now(dt.UTC),
+        )
+        with self._transaction("recording a verdict") as connection:
+            connection.execute(
+                insert(verdicts_table),
+                {
+                    "agent": agent,
+                    "verdict": record.verdict.value,
+                    "report_ref": report_ref,
+                    "recorded_at": time_text(record.recorded_at),
+                },
+            )
+        return record
+
+    def latest_verdict(self, agent: str) -> VerdictRecord | None:
+        """The agent's most recent verdict, or None when it has never been red-teamed."""
+        with self._reading("reading a verdict") as connection:
+            row = connection.execute(
+                select(verdicts_table)
+                .where(verdicts_table.c.agent == agent)
+                .order_by(verdicts_table.c.id.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        return VerdictRecord(
+            agent=row.agent,
+            verdict=VerdictKind(row.verdict),
+            report_ref=row.report_ref,
+            recorded_at=parse_time(row.recorded_at),
+        )
+
+    # --- outbox ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _outbox_entry(row: Any) -> OutboxEntry:
+        return OutboxEntry(
+            id=row.id,
+            tenant=row.tenant,
+            state=OutboxState(row.state),
+            attempts=row.attempts,
+            next_attempt_at=parse_time(row.next_attempt_at),
+            last_error=row.last_error,
+            request=ApplyRequest.model_validate_json(row.body),
+            created_at=parse_time(row.created_at),
+            delivered_at=None if row.delivered_at is None else parse_time(row.delivered_at),
+        )
+
+    def outbox(
+        self, state: OutboxState | None = None, *, tenant: str | None = None, limit: int = 100
+    ) -> list[OutboxEntry]:
+        """Outbox entries, oldest first."""
+        query = select(outbox_table)
+        if state is not None:
+            query = query.where(outbox_table.c.state == OutboxState(state).value)
+        if tenant is not None:
+            query = query.where(outbox_table.c.tenant == tenant)
+        query = query.order_by(outbox_table.c.created_at, outbox_table.c.id).limit(limit)
+        with self._reading("reading the outbox") as connection:
+            return [self._outbox_entry(row) for row in connection.execute(query)]
+
+    def claim_outbox(self, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[OutboxEntry]:
+        """Claim due pending entries for one delivery attempt each (a lease, not a lock)."""
+        now_text = time_text(now)
+        query = (
+            select(outbox_table.c.id)
+            .where(
+                outbox_table.c.state == OutboxState.PENDING.value,
+                outbox_table.c.next_attempt_at <= now_text,
+                (outbox_table.c.claimed_until.is_(None))
+                | (outbox_table.c.claimed_until <= now_text),
+            )
+            .order_by(outbox_table.c.next_attempt_at)
+            .limit(limit)
+        )
+        claimed: list[OutboxEntry] = []
+        with self._transaction("claiming outbox entries") as connection:
+            for (entry_id,) in connection.execute(query).all():
+                moved = connection.execute(
+                    update(outbox_table)
+                    .where(
+                        outbox_table.c.id == entry_id,
+                        outbox_table.c.state == OutboxState.PENDING.value,
+                        (outbox_table.c.claimed_until.is_(None))
+                        | (outbox_table.c.claimed_until <= now_text),
+                    )
+                    .values(
+                        claimed_until=time_text(now + lease),
+                        attempts=outbox_table.c.attempts + 1,
+                    )
+                )
+                if moved.rowcount == 1:
+                    row = connection.execute(
+                        select(outbox_table).where(outbox_table.c.id == entry_id)
+                    ).one()
+                    claimed.append(self._outbox_entry(row))
+        return claimed
+
+    def finish_delivery(
+        self, entry_id: str, *, at: dt.datetime, error: str | None, retry_at: dt.datetime
+    ) -> None:
+        """Mark a claimed entry delivered, or record the error and when to retry."""
+        values: dict[str, Any]
+        if error is None:
+            values = {
+                "state": OutboxState.DELIVERED.value,
+                "delivered_at": time_text(at),
+                "claimed_until": None,
+                "last_error": None,
+            }
+        else:
+            values = {
+                "next_attempt_at": time_text(retry_at),
+                "claimed_until": None,
+                "last_error": error[:2000],
+            }
+        with self._transaction("recording a delivery") as connection:
+            connection.execute(
+                update(outbox_table).where(outbox_table.c.id == entry_id).values(**values)
+            )
+
+    def count_outbox(self, state: OutboxState) -> int:
+        """How many outbox entries are in a state."""
+        with self._reading("counting the outbox") as connection:
+            return int(
+                connection.execute(
+                    select(func.count())
+                    .select_from(outbox_table)
+                    .where(outbox_table.c.state == OutboxState(state).value)
+                ).scalar_one()
+            )
+
+    # --- constitutions ---------------------------------------------------------------------
+
+    def current_constitution(self) -> ConstitutionRecord | None:
+        """The constitution most recently put in force, or None."""
+        with self._reading("reading the constitution") as connection:
+            row = connection.execute(
+                select(constitutions_table).order_by(constitutions_table.c.id.desc()).limit(1)
+            ).first()
+        if row is None:
+            return None
+        return ConstitutionRecord(
+            version=row.version,
+            sha256=row.sha256,
+            actor=row.actor,
+            recorded_at=parse_time(row.recorded_at),
+        )
+
+    def constitution_document(self, sha256: str) -> str | None:
+        """The YAML text of a constitution that was in force, by its hash."""
+        with self._reading("reading the constitution") as connection:
+            row = connection.execute(
+                select(constitutions_table.c.document)
+                .where(constitutions_table.c.sha256 == sha256)
+                .limit(1)
+            ).first()
+        return None if row is None else str(row.document)
+
+    def record_constitution(
+        self, version: str, sha256: str, document: str, actor: str, at: dt.datetime
+    ) -> None:
+        """Record that a constitution was put in force."""
+        with self._transaction("recording the constitution") as connection:
+            connection.execute(
+                insert(constitutions_table),
+                {
+                    "version": version,
+                    "sha256": sha256,
+                    "document": document,
+                    "actor": actor,
+                    "recorded_at": time_text(at),
+                },
+            )
