@@ -26,6 +26,7 @@ error_console = Console(stderr=True)
 def _register_subcommands() -> None:
     # Imported here so that `mesaguard --help` stays fast and each group stays in its module.
     from ._bench import bench_app
+    from ._constitution import constitution_app
     from ._data import data_app
     from ._demo import register_demo
     from ._log import log_app
@@ -37,6 +38,7 @@ def _register_subcommands() -> None:
     app.add_typer(log_app, name="log")
     app.add_typer(redteam_app, name="redteam")
     app.add_typer(bench_app, name="bench")
+    app.add_typer(constitution_app, name="constitution")
     register_demo(app)
 
 
