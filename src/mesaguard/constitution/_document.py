@@ -55,6 +55,12 @@ class Rule(BaseModel):
     reason: str = Field(min_length=1)
     """Shown to reviewers when the rule fires."""
 
+    @field_validator("condition", mode="before")
+    @classmethod
+    def _literal_condition(cls, value: Any) -> Any:
+        # YAML reads a bare `true` / `false` as a bool; as CEL they are the same constants.
+        return str(value).lower() if isinstance(value, bool) else value
+
 
 class Constitution(BaseModel):
     """A versioned policy document: articles in words, rules as CEL conditions.
@@ -81,6 +87,7 @@ class Constitution(BaseModel):
 
     _programs: list[cel.Program] = PrivateAttr(default_factory=list)
     _document: str = PrivateAttr(default="")
+    _sha256: str = PrivateAttr(default="")
     _source: str = PrivateAttr(default="<string>")
 
     # --- construction ------------------------------------------------------------------------
@@ -156,6 +163,7 @@ class Constitution(BaseModel):
         self, text: str, source: str, nodes: Mapping[tuple[str | int, ...], yaml.Node]
     ) -> None:
         self._document = text
+        self._sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
         self._source = source
         article_ids: set[str] = set()
         for index, article in enumerate(self.articles):
@@ -231,7 +239,7 @@ class Constitution(BaseModel):
     @property
     def sha256(self) -> str:
         """SHA-256 (hex) of the document's text as loaded."""
-        return hashlib.sha256(self._document.encode("utf-8")).hexdigest()
+        return self._sha256
 
     @property
     def document(self) -> str:
@@ -258,6 +266,8 @@ class Constitution(BaseModel):
         hits: list[RuleHit] = []
         checks: list[RuleCheck] = []
         errors: list[str] = []
+        # model_construct: every value below comes from validated models; evaluation is on
+        # the gate's hot path and full validation would double its cost.
         for rule, program in zip(self.rules, self._programs, strict=True):
             fired = False
             problem: str | None = None
@@ -276,7 +286,7 @@ class Constitution(BaseModel):
                 errors.append(f"{rule.id}: {problem}")
             elif fired:
                 hits.append(
-                    RuleHit(
+                    RuleHit.model_construct(
                         rule_id=rule.id,
                         article_id=rule.article,
                         effect=rule.effect,
@@ -284,7 +294,7 @@ class Constitution(BaseModel):
                     )
                 )
             checks.append(
-                RuleCheck(
+                RuleCheck.model_construct(
                     rule_id=rule.id,
                     article_id=rule.article,
                     effect=rule.effect,
@@ -294,14 +304,14 @@ class Constitution(BaseModel):
                 )
             )
         effect = combine([hit.effect for hit in hits], self.default_effect)
-        return Evaluation(
+        return Evaluation.model_construct(
             effect=effect,
             hits=hits,
             checks=checks,
             errors=errors,
             default_used=not hits,
             constitution_version=self.version,
-            constitution_sha256=self.sha256,
+            constitution_sha256=self._sha256,
         )
 
 

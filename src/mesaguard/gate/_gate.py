@@ -203,7 +203,8 @@ class Gate:
         applied, and the caller may resubmit the same key later.
         """
         started = time.perf_counter()
-        digest = hashlib.sha256(submission.model_dump_json().encode()).hexdigest()
+        body = submission.model_dump_json()
+        digest = hashlib.sha256(body.encode()).hexdigest()
         try:
             found = self.store.find_submission(submission.tenant, submission.idempotency_key)
             if found is not None:
@@ -237,7 +238,7 @@ class Gate:
             outbox = (str(uuid.uuid4()), self._apply_request(submission, result, None, []), now)
         try:
             stored = self.store.record_submission(
-                submission, digest, result, review=review, outbox=outbox
+                submission, digest, result, review=review, outbox=outbox, body=body
             )
         except StoreUnavailable as error:
             self._log_store_failure(submission, error)

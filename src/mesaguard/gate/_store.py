@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -150,7 +152,7 @@ def time_text(moment: dt.datetime) -> str:
 
 def parse_time(text: str) -> dt.datetime:
     """Inverse of `time_text`."""
-    return dt.datetime.strptime(text, _TIME).replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(text)
 
 
 def _database_url(target: str | Path) -> str:
@@ -161,6 +163,34 @@ def _database_url(target: str | Path) -> str:
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     return url.render_as_string(hide_password=False)
+
+
+def _named_insert(table: Table) -> str:
+    names = [column.name for column in table.columns]
+    return (
+        f"INSERT INTO {table.name} ({', '.join(names)}) "
+        f"VALUES ({', '.join(':' + name for name in names)})"
+    )
+
+
+_INSERT_SUBMISSION = _named_insert(submissions_table)
+_INSERT_REVIEW = _named_insert(reviews_table)
+_INSERT_OUTBOX = _named_insert(outbox_table)
+
+
+def _outbox_row(outbox_id: str, request: ApplyRequest, at: dt.datetime) -> dict[str, Any]:
+    return {
+        "id": outbox_id,
+        "tenant": request.tenant,
+        "state": OutboxState.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": time_text(at),
+        "claimed_until": None,
+        "last_error": None,
+        "body": request.model_dump_json(),
+        "created_at": time_text(at),
+        "delivered_at": None,
+    }
 
 
 class GateStore:
@@ -218,6 +248,50 @@ class GateStore:
                 f"cannot open the gate store {self._safe_url()}: {error}"
             ) from error
 
+        # The hot path (submit) on a SQLite file uses the driver directly: SQLAlchemy's
+        # per-statement cost is most of a decision's budget. Same schema, same transactions.
+        self._timeout_s = timeout_s
+        self._synchronous = "FULL" if durability == "full" else "NORMAL"
+        database = make_url(self.url).database if self.dialect == "sqlite" else None
+        self._sqlite_path = database if database and database != ":memory:" else None
+        self._local = threading.local()
+        self._raw_connections: list[sqlite3.Connection] = []
+        self._raw_lock = threading.Lock()
+
+    def _raw(self) -> sqlite3.Connection | None:
+        """A direct SQLite connection for the calling thread (None unless a SQLite file)."""
+        if self._sqlite_path is None:
+            return None
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                connection = sqlite3.connect(
+                    self._sqlite_path,
+                    timeout=self._timeout_s,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                connection.execute(f"PRAGMA synchronous={self._synchronous}")
+                connection.execute(f"PRAGMA busy_timeout={int(self._timeout_s * 1000)}")
+            except sqlite3.Error as error:
+                raise StoreUnavailable(f"gate store {self._sqlite_path}: {error}") from error
+            self._local.connection = connection
+            with self._raw_lock:
+                self._raw_connections.append(connection)
+        return connection
+
+    def _raw_failed(self, what: str, error: sqlite3.Error) -> StoreUnavailable:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            self._local.connection = None
+            with self._raw_lock:
+                if connection in self._raw_connections:
+                    self._raw_connections.remove(connection)
+            connection.close()
+        return StoreUnavailable(
+            f"gate store {self._sqlite_path}: {what} failed: {type(error).__name__}: {error}"
+        )
+
     def _safe_url(self) -> str:
         try:
             return make_url(self.url).render_as_string(hide_password=True)
@@ -228,6 +302,11 @@ class GateStore:
 
     def close(self) -> None:
         """Release database connections."""
+        with self._raw_lock:
+            connections, self._raw_connections = self._raw_connections, []
+        for connection in connections:
+            connection.close()
+        self._local = threading.local()
         self._engine.dispose()
 
     def __enter__(self) -> GateStore:
@@ -269,6 +348,19 @@ class GateStore:
 
     def find_submission(self, tenant: str, key: str) -> tuple[str, GateResult] | None:
         """``(digest, result)`` stored for this key, or None."""
+        raw = self._raw()
+        if raw is not None:
+            try:
+                found = raw.execute(
+                    "SELECT digest, result FROM gate_submissions "
+                    "WHERE tenant = ? AND idempotency_key = ?",
+                    (tenant, key),
+                ).fetchone()
+            except sqlite3.Error as error:
+                raise self._raw_failed("reading a submission", error) from error
+            if found is None:
+                return None
+            return str(found[0]), GateResult.model_validate_json(found[1])
         with self._reading("reading a submission") as connection:
             row = connection.execute(
                 select(submissions_table.c.digest, submissions_table.c.result).where(
@@ -306,6 +398,7 @@ class GateStore:
         *,
         review: dict[str, Any] | None,
         outbox: tuple[str, ApplyRequest, dt.datetime] | None,
+        body: str | None = None,
     ) -> GateResult:
         """Store a submission with its review or outbox row atomically.
 
@@ -313,22 +406,23 @@ class GateStore:
         resubmission); the caller compares digests.
         """
         now = time_text(result.created_at)
+        row = {
+            "id": result.submission_id,
+            "tenant": submission.tenant,
+            "idempotency_key": submission.idempotency_key,
+            "digest": digest,
+            "agent": submission.agent,
+            "outcome": result.outcome.value,
+            "body": body if body is not None else submission.model_dump_json(),
+            "result": result.model_dump_json(),
+            "created_at": now,
+        }
+        raw = self._raw()
+        if raw is not None:
+            return self._record_raw(raw, submission, result, row, review, outbox)
         try:
             with self._transaction("recording a submission") as connection:
-                connection.execute(
-                    insert(submissions_table),
-                    {
-                        "id": result.submission_id,
-                        "tenant": submission.tenant,
-                        "idempotency_key": submission.idempotency_key,
-                        "digest": digest,
-                        "agent": submission.agent,
-                        "outcome": result.outcome.value,
-                        "body": submission.model_dump_json(),
-                        "result": result.model_dump_json(),
-                        "created_at": now,
-                    },
-                )
+                connection.execute(insert(submissions_table), row)
                 if review is not None:
                     connection.execute(insert(reviews_table), review)
                 if outbox is not None:
@@ -343,25 +437,44 @@ class GateStore:
             return found[1].model_copy(update={"replayed": True})
         return result
 
+    def _record_raw(
+        self,
+        raw: sqlite3.Connection,
+        submission: Submission,
+        result: GateResult,
+        row: dict[str, Any],
+        review: dict[str, Any] | None,
+        outbox: tuple[str, ApplyRequest, dt.datetime] | None,
+    ) -> GateResult:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            try:
+                raw.execute(_INSERT_SUBMISSION, row)
+                if review is not None:
+                    raw.execute(_INSERT_REVIEW, review)
+                if outbox is not None:
+                    raw.execute(_INSERT_OUTBOX, _outbox_row(*outbox))
+                raw.execute("COMMIT")
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+        except sqlite3.IntegrityError:
+            found = self.find_submission(submission.tenant, submission.idempotency_key)
+            if found is None:
+                raise StoreUnavailable(
+                    f"gate store: submission {submission.idempotency_key!r} conflicts with a row "
+                    "that cannot be read back"
+                ) from None
+            return found[1].model_copy(update={"replayed": True})
+        except sqlite3.Error as error:
+            raise self._raw_failed("recording a submission", error) from error
+        return result
+
     @staticmethod
     def _insert_outbox(
         connection: Connection, outbox_id: str, request: ApplyRequest, at: dt.datetime
     ) -> None:
-        connection.execute(
-            insert(outbox_table),
-            {
-                "id": outbox_id,
-                "tenant": request.tenant,
-                "state": OutboxState.PENDING.value,
-                "attempts": 0,
-                "next_attempt_at": time_text(at),
-                "claimed_until": None,
-                "last_error": None,
-                "body": request.model_dump_json(),
-                "created_at": time_text(at),
-                "delivered_at": None,
-            },
-        )
+        connection.execute(insert(outbox_table), _outbox_row(outbox_id, request, at))
 
     # --- reviews ---------------------------------------------------------------------------
 
@@ -542,6 +655,24 @@ class GateStore:
 
     def latest_verdict(self, agent: str) -> VerdictRecord | None:
         """The agent's most recent verdict, or None when it has never been red-teamed."""
+        raw = self._raw()
+        if raw is not None:
+            try:
+                found = raw.execute(
+                    "SELECT agent, verdict, report_ref, recorded_at FROM gate_verdicts "
+                    "WHERE agent = ? ORDER BY id DESC LIMIT 1",
+                    (agent,),
+                ).fetchone()
+            except sqlite3.Error as error:
+                raise self._raw_failed("reading a verdict", error) from error
+            if found is None:
+                return None
+            return VerdictRecord(
+                agent=found[0],
+                verdict=VerdictKind(found[1]),
+                report_ref=found[2],
+                recorded_at=parse_time(found[3]),
+            )
         with self._reading("reading a verdict") as connection:
             row = connection.execute(
                 select(verdicts_table)
