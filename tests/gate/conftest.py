@@ -38,9 +38,9 @@ def pg_admin() -> str:
     return PG_ADMIN
 
 
-@pytest.fixture
-def pg_database(pg_admin: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+@pytest.fixture(scope="session")
+def pg_session_database(pg_admin: str) -> Iterator[str]:
+    """One fresh PostgreSQL database for the session's gate tests, dropped at the end."""
     name = f"gate_{uuid.uuid4().hex[:12]}"
     admin = create_engine(pg_admin, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -58,6 +58,23 @@ def pg_database(pg_admin: str) -> Iterator[str]:
             )
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_database(pg_session_database: str) -> str:
+    """The session's PostgreSQL database, emptied for this test."""
+    engine = create_engine(pg_session_database.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.begin() as connection:
+            tables = connection.execute(
+                text("SELECT tablename FROM pg_tables WHERE tablename LIKE 'gate\\_%'")
+            ).scalars()
+            names = ", ".join(f'"{table}"' for table in tables)
+            if names:
+                connection.execute(text(f"TRUNCATE {names}"))
+    finally:
+        engine.dispose()
+    return pg_session_database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
