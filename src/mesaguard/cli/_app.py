@@ -31,6 +31,7 @@ def _register_subcommands() -> None:
     from ._demo import register_demo
     from ._log import log_app
     from ._redteam import redteam_app
+    from ._serve import serve_app
     from ._zoo import zoo_app
 
     app.add_typer(data_app, name="data")
@@ -38,6 +39,7 @@ def _register_subcommands() -> None:
     app.add_typer(log_app, name="log")
     app.add_typer(redteam_app, name="redteam")
     app.add_typer(bench_app, name="bench")
+    app.add_typer(serve_app, name="serve")
     app.add_typer(constitution_app, name="constitution")
     register_demo(app)
 
