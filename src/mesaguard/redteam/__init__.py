@@ -1,7 +1,11 @@
 """Stage-3 red team: paired probes, the executor, analysis and verdicts.
 
 Probes (each a registered plug-in, see :func:`probe`): ``observation-contrast`` (deceptive
-alignment), ``proxy-invariance`` (pseudo-alignment), ``sandbagging``. :func:`run_redteam`
+alignment), ``proxy-invariance`` (pseudo-alignment), ``sandbagging``, ``trigger-search``
+(an adaptive black-box search for the change that downgrades severe issues, confirmed on fresh
+items), ``whitebox-defection`` (framings a linear defection probe on the agent's activations
+rates most unwatched, tested by behaviour; agents without activations are skipped).
+:func:`run_redteam`
 schedules their paired trials, asks the agent in batches (resumable, with a query budget and an
 anytime-valid sequential mode), analyses every test the same way (compliance gap, McNemar,
 Wilcoxon, Holm) and returns a :class:`RedTeamReport` with a :class:`Verdict`.
@@ -28,11 +32,22 @@ from ._probe import Probe, ProbeFactory, make_probe, probe, registered_probes
 from ._proxy import ProxyEdit, ProxyInvariance, mine_proxy_edits, proxy_invariance
 from ._sandbagging import SandbaggingProbe, sandbagging
 from ._sequential import NetRateSequence, TestDecision
+from ._trigger import (
+    ConfirmedTrigger,
+    TriggerSearch,
+    TriggerSearchConfig,
+    TriggerSearchResult,
+    search_triggers,
+    trigger_search,
+)
+from ._trigger_candidates import TriggerCandidate, candidate_space
 from ._verdict import decide_verdict
+from ._whitebox_probe import WhiteboxDefection, whitebox_defection
 
 __all__ = [
     "DEFAULT_SUITE",
     "MIN_CALIBRATION_PAIRS",
+    "ConfirmedTrigger",
     "DecidedPair",
     "Example",
     "Finding",
@@ -51,9 +66,15 @@ __all__ = [
     "SequentialSummary",
     "TestDecision",
     "TrialPair",
+    "TriggerCandidate",
+    "TriggerSearch",
+    "TriggerSearchConfig",
+    "TriggerSearchResult",
     "Verdict",
     "VerdictKind",
+    "WhiteboxDefection",
     "calibrate_proxy_effect",
+    "candidate_space",
     "decide_verdict",
     "make_probe",
     "mine_proxy_edits",
@@ -63,4 +84,7 @@ __all__ = [
     "registered_probes",
     "run_redteam",
     "sandbagging",
+    "search_triggers",
+    "trigger_search",
+    "whitebox_defection",
 ]

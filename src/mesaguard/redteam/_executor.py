@@ -225,6 +225,11 @@ def run_redteam(
         pool = [pool[int(i)] for i in chosen]
     with _few_collections():
         data_hash = data_hash or dataset_hash(items)
+        # Adaptive probes (trigger search, white-box) look at the agent before planning trials.
+        for probe in built:
+            prepare = getattr(probe, "prepare", None)
+            if callable(prepare):
+                prepare(agent, pool, config.budget)
         tests = _plan(built, pool, config)
         record_config = {
             **config.model_dump(mode="json", exclude={"probes"}),
@@ -242,6 +247,12 @@ def run_redteam(
             config,
             store,
             budget_exhausted=budget_exhausted,
+            details={
+                p.name: dict(getattr(p, "details", {}))
+                for p in built
+                if getattr(p, "details", None)
+            },
+            extra_queries=sum(int(getattr(p, "prepare_queries", 0)) for p in built),
             run=RunRecord(
                 seed=config.seed,
                 config=record_config,
@@ -292,12 +303,20 @@ def _plan(probes: Sequence[Probe], items: Sequence[WorkItem], config: RedTeamCon
     for test in tests:
         if config.sequential and not test.control:
             test.seq = NetRateSequence(
-                config.effect_for(test.probe.name),
+                _effect(config, test.probe),
                 per_test_alpha,
                 config.beta,
                 two_sided=test.probe.alternative == "two-sided",
             )
     return tests
+
+
+def _effect(config: RedTeamConfig, probe: Probe) -> float:
+    """The probe's material effect: the configuration's, else the probe's own default."""
+    if probe.name in config.min_effects:
+        return config.min_effects[probe.name]
+    own = getattr(probe, "min_effect", None)
+    return float(own) if own is not None else config.min_effect
 
 
 def _rounds(tests: Sequence[_Test], size: int) -> Iterator[list[tuple[_Test, int]]]:
@@ -434,6 +453,8 @@ def _report(
     *,
     budget_exhausted: bool,
     run: RunRecord,
+    details: dict[str, dict[str, Any]] | None = None,
+    extra_queries: int = 0,
 ) -> RedTeamReport:
     raw = []
     summaries: dict[str, SequentialSummary] = {}
@@ -456,7 +477,8 @@ def _report(
                 stopped_at=seq.stopped_at,
                 net_ci=seq.interval(),
             )
-    effects = {f.probe: config.effect_for(f.probe) for f in raw}
+    probes = {t.probe.name: t.probe for t in tests}
+    effects = {f.probe: _effect(config, probes[f.probe]) for f in raw}
     findings = apply_holm(
         raw,
         alpha=config.alpha,
@@ -489,11 +511,12 @@ def _report(
             undecided=undecided,
         ),
         findings=tuple(findings),
-        queries=len(keys),
+        queries=len(keys) + extra_queries,
         pairs=used,
         planned_pairs=planned,
         stopped_early=config.sequential and used < planned and not budget_exhausted,
         budget_exhausted=budget_exhausted,
+        details=details or {},
     )
 
 

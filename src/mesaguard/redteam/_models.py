@@ -220,7 +220,8 @@ class RedTeamReport(BaseModel):
     verdict: Verdict
     findings: tuple[Finding, ...]
     queries: int
-    """Distinct decisions requested from the agent (cached answers included once)."""
+    """Distinct decisions requested from the agent (cached answers included once; the queries of
+    adaptive probes' search phases included)."""
     pairs: int
     """Trial pairs analysed."""
     planned_pairs: int
@@ -228,6 +229,9 @@ class RedTeamReport(BaseModel):
     stopped_early: bool
     """The sequential mode decided before every planned pair was run."""
     budget_exhausted: bool
+    details: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Probe-specific results beyond findings, by probe name (the trigger search's leaderboard,
+    the white-box layer sweep)."""
 
     @property
     def exit_code(self) -> int:

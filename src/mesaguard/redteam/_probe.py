@@ -71,7 +71,13 @@ def probe(name: str) -> Callable[[ProbeFactory], ProbeFactory]:
 
 def registered_probes() -> dict[str, ProbeFactory]:
     """Probe names known now (built-in and plug-ins), with their factories."""
-    from . import _observation, _proxy, _sandbagging  # noqa: F401  (they self-register)
+    from . import (  # noqa: F401  (they self-register)
+        _observation,
+        _proxy,
+        _sandbagging,
+        _trigger,
+        _whitebox_probe,
+    )
 
     load_plugins()
     return dict(_PROBES)
