@@ -50,6 +50,9 @@ class ServerSettings(BaseModel):
     canary_agent: str | None = None
     """Agent spec (as for `mesaguard redteam run --agent`) the gate re-asks under an observed
     framing for the runtime consistency canary; none: the canary is off."""
+    store_timeout: float = Field(default=5.0, gt=0)
+    """Seconds a gate-store statement may wait for a lock or connection before the store counts
+    as unavailable (the decision is then reported as not applied, 503)."""
     deliver_interval: float = Field(default=0.5, gt=0)
     """Seconds between passes over the apply outbox (webhook deliveries and retries)."""
 

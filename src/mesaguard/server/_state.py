@@ -48,7 +48,7 @@ class ServerState:
         self.ledger = Ledger(settings.ledger, origin=settings.log_origin)
         signer = None if settings.log_key is None else _read_signer(settings.log_key)
         self.monitor = LogMonitor(self.ledger, signer=signer, interval=settings.monitor_interval)
-        self.store = GateStore(settings.db)
+        self.store = GateStore(settings.db, timeout_s=settings.store_timeout)
         self.webhook = (
             None
             if settings.webhook_url is None
