@@ -88,6 +88,7 @@ class Constitution(BaseModel):
     _programs: list[cel.Program] = PrivateAttr(default_factory=list)
     _document: str = PrivateAttr(default="")
     _sha256: str = PrivateAttr(default="")
+    _needed: dict[str, frozenset[str] | None] = PrivateAttr(default_factory=dict)
     _source: str = PrivateAttr(default="<string>")
 
     # --- construction ------------------------------------------------------------------------
@@ -190,6 +191,7 @@ class Constitution(BaseModel):
                 )
             programs.append(self._compile(rule, nodes.get(("rules", index, "condition"))))
         self._programs = programs
+        self._needed = _needed_fields([rule.condition for rule in self.rules])
         # Dry-run every condition once: a typo in a field name or a non-bool result shows up
         # at load, with the rule's position, rather than on the first decision.
         reference = PolicyInput(decision=DecisionFacts(action="set_priority", value="Major"))
@@ -258,16 +260,30 @@ class Constitution(BaseModel):
                 return article
         raise KeyError(article_id)
 
-    def evaluate(self, facts: PolicyInput | Mapping[str, Any]) -> Evaluation:
-        """Run every rule on one decision; errors are collected, never raised."""
+    def _variables(self, facts: PolicyInput) -> dict[str, Any]:
+        variables = facts.variables()
+        passed: dict[str, Any] = {}
+        for name, fields in self._needed.items():
+            value = variables[name]
+            if fields is None or not isinstance(value, dict):
+                passed[name] = value
+            else:
+                passed[name] = {field: value[field] for field in fields if field in value}
+        return passed
+
+    def evaluate(
+        self, facts: PolicyInput | Mapping[str, Any], *, explain: bool = True
+    ) -> Evaluation:
+        """Run every rule on one decision; errors are collected, never raised.
+
+        ``explain=False`` leaves ``checks`` empty (the gate's hot path needs only the hits).
+        """
         if not isinstance(facts, PolicyInput):
             facts = PolicyInput.model_validate(facts)
-        context = cel.Context(facts.variables())
+        context = cel.Context(self._variables(facts))
         hits: list[RuleHit] = []
         checks: list[RuleCheck] = []
         errors: list[str] = []
-        # model_construct: every value below comes from validated models; evaluation is on
-        # the gate's hot path and full validation would double its cost.
         for rule, program in zip(self.rules, self._programs, strict=True):
             fired = False
             problem: str | None = None
@@ -286,25 +302,26 @@ class Constitution(BaseModel):
                 errors.append(f"{rule.id}: {problem}")
             elif fired:
                 hits.append(
-                    RuleHit.model_construct(
+                    RuleHit(
                         rule_id=rule.id,
                         article_id=rule.article,
                         effect=rule.effect,
                         reason=rule.reason,
                     )
                 )
-            checks.append(
-                RuleCheck.model_construct(
-                    rule_id=rule.id,
-                    article_id=rule.article,
-                    effect=rule.effect,
-                    condition=rule.condition,
-                    fired=fired,
-                    error=problem,
+            if explain:
+                checks.append(
+                    RuleCheck(
+                        rule_id=rule.id,
+                        article_id=rule.article,
+                        effect=rule.effect,
+                        condition=rule.condition,
+                        fired=fired,
+                        error=problem,
+                    )
                 )
-            )
         effect = combine([hit.effect for hit in hits], self.default_effect)
-        return Evaluation.model_construct(
+        return Evaluation(
             effect=effect,
             hits=hits,
             checks=checks,
@@ -313,6 +330,29 @@ class Constitution(BaseModel):
             constitution_version=self.version,
             constitution_sha256=self._sha256,
         )
+
+
+def _needed_fields(conditions: list[str]) -> dict[str, frozenset[str] | None]:
+    """Which input fields the conditions can read: ``{variable: fields, or None for all}``.
+
+    Converting a map into a CEL value costs microseconds per field, so evaluation passes only
+    what the rules mention. A variable used other than as ``name.field`` gets every field.
+    """
+    needed: dict[str, frozenset[str] | None] = {}
+    for name in PolicyInput.model_fields:
+        fields: set[str] = set()
+        everything = False
+        mentioned = False
+        for condition in conditions:
+            for found in re.finditer(rf"\b{name}\b(\s*\.\s*([A-Za-z_]\w*))?", condition):
+                mentioned = True
+                if found.group(2) is None:
+                    everything = True
+                else:
+                    fields.add(found.group(2))
+        if mentioned:
+            needed[name] = None if everything else frozenset(fields)
+    return needed
 
 
 def _index_nodes(

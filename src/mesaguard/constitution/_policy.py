@@ -150,7 +150,7 @@ class Evaluation(BaseModel):
     hits: list[RuleHit]
     """Rules that fired, in document order."""
     checks: list[RuleCheck]
-    """Every rule with its result."""
+    """Every rule with its result (empty when evaluated with ``explain=False``)."""
     errors: list[str]
     """``rule-id: message`` for conditions that failed; the gate fails closed on any."""
     default_used: bool

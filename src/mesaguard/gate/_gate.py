@@ -275,7 +275,7 @@ class Gate:
         fail_closed = False
         evaluation: Evaluation | None
         try:
-            evaluation = self.constitution.evaluate(facts)
+            evaluation = self.constitution.evaluate(facts, explain=False)
         except Exception as error:  # noqa: BLE001 — any failure of the policy engine fails closed
             evaluation = None
             fail_closed = True

@@ -66,7 +66,6 @@ from ._models import (
 __all__ = ["GateStore"]
 
 Durability = Literal["full", "normal"]
-_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 metadata = MetaData()
 
@@ -146,8 +145,9 @@ constitutions_table = Table(
 
 
 def time_text(moment: dt.datetime) -> str:
-    """Fixed-width UTC text: sorts like the time it names, on every database."""
-    return moment.astimezone(dt.UTC).strftime(_TIME)
+    """Fixed-width UTC text (``%Y-%m-%dT%H:%M:%S.%fZ``): sorts like the time it names."""
+    # isoformat is several times cheaper than strftime, and submit writes several of these.
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def parse_time(text: str) -> dt.datetime:
