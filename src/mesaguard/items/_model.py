@@ -119,6 +119,8 @@ class WorkItem(BaseModel):
     def _parse_priority(cls, value: Any) -> Any:
         if value is None or value == "":
             return None
+        if not isinstance(value, str | int):
+            return value  # neither a name nor a level: the enum check below rejects it cleanly
         return Priority.parse(value)
 
     @field_validator("created")
