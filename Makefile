@@ -39,6 +39,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_redteam.py
 	$(BIN)/python benchmarks/bench_ledger.py
 	$(BIN)/python benchmarks/vs_inspect.py
+	$(BIN)/python benchmarks/bench_constitution.py
+	$(BIN)/python benchmarks/bench_gate.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
