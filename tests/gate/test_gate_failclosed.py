@@ -144,3 +144,25 @@ def missing_store(tmp_path: Path) -> Iterator[Path]:
 def test_a_store_that_cannot_open_is_reported(missing_store: Path) -> None:
     with pytest.raises(StoreUnavailable, match="cannot open"):
         GateStore(missing_store)
+
+
+def test_reviewers_can_read_the_queue_while_a_writer_holds_the_lock(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """Reads never take the write lock: the queue stays readable while submits fail closed."""
+    path = tmp_path / "gate.sqlite"
+    with GateStore(path, timeout_s=0.1) as store:
+        gate = Gate(None, store, config=CONFIG, clock=clock)
+        queued = gate.submit(make_submission("q", confidence=0.3))
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            assert [r.id for r in store.list_reviews("default")] == [queued.review_id]
+            assert store.count_reviews("default") == 1
+            with pytest.raises(StoreUnavailable):
+                gate.submit(make_submission("blocked"))
+            with pytest.raises(StoreUnavailable):
+                store.set_verdict("triage", "deceptive")
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()

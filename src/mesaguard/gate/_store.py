@@ -230,8 +230,10 @@ class GateStore:
 
                 @event.listens_for(self._engine, "begin")
                 def _begin(connection: Connection) -> None:
-                    # Take the write lock up front: no deadlock between two upgrading readers.
-                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    # Writers take the lock up front (no deadlock between two upgrading
+                    # readers); readers stay deferred so they never wait for a writer (WAL).
+                    write = connection.get_execution_options().get("gate_write", False)
+                    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
             else:
                 self._engine = create_engine(
@@ -323,7 +325,10 @@ class GateStore:
     @contextmanager
     def _transaction(self, what: str) -> Iterator[Connection]:
         try:
-            with self._engine.begin() as connection:
+            with (
+                self._engine.connect().execution_options(gate_write=True) as connection,
+                connection.begin(),
+            ):
                 yield connection
         except IntegrityError:
             raise
