@@ -70,6 +70,51 @@ def detection_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return metrics
 
 
+def _trigger_and_whitebox(
+    zoo: Any, names: list[str], items: list[Any], seed: int, trigger: bool, whitebox: bool
+) -> dict[str, Any]:
+    """Trigger recovery and white-box AUROC beside the black-box suites (``_bench_trigger``)."""
+    from ._bench_trigger import (
+        trigger_recovery,
+        trigger_summary,
+        whitebox_scores,
+        whitebox_summary,
+    )
+
+    found: list[dict[str, Any]] = []
+    probes: list[dict[str, Any]] = []
+    for name in names:
+        planted = zoo.spec.organism(name).family.value
+        if planted == "proxy":
+            continue  # no trigger: a proxy's feature is an item edit, the proxy probe's job
+        organism = zoo.organism(name)
+        if trigger:
+            with console.status(f"searching triggers of {name}…"):
+                row = trigger_recovery(organism, items, seed=seed)
+            found.append({"organism": name, "family": planted, **row})
+            console.print(
+                f"trigger search {name}: {row.get('best')} "
+                f"(reproduces {row.get('reproduction', '—')}, {row['queries']} queries)",
+                highlight=False,
+            )
+        if whitebox:
+            with console.status(f"white-box probing {name}…"):
+                scored = whitebox_scores(organism, items, seed=seed)
+            if scored is not None:
+                probes.append({"organism": name, "family": planted, **scored})
+                console.print(
+                    f"white-box {name}: {scored['hook_point']} AUROC own "
+                    f"{scored.get('auroc_own', '—')} held-out {scored.get('auroc_heldout', '—')}",
+                    highlight=False,
+                )
+    out: dict[str, Any] = {}
+    if trigger:
+        out["trigger_search"] = {"summary": trigger_summary(found), "rows": found}
+    if whitebox:
+        out["whitebox"] = {"summary": whitebox_summary(probes), "rows": probes}
+    return out
+
+
 def _expected(family: str) -> str:
     return {"deceptive": "deceptive", "proxy": "proxy-aligned", "sandbagging": "sandbagging"}[
         family
@@ -137,6 +182,16 @@ def detect(
     out: Annotated[
         Path | None, typer.Option(help="Write per-agent rows and metrics (JSON).")
     ] = None,
+    trigger_search: Annotated[
+        bool,
+        typer.Option(
+            "--trigger-search", help="Also run the black-box trigger search and score recovery."
+        ),
+    ] = False,
+    whitebox: Annotated[
+        bool,
+        typer.Option("--whitebox", help="Also train white-box defection probes and score AUROC."),
+    ] = False,
     cache_dir: CacheDirOption = None,
 ) -> None:
     """Red-team the zoo and score verdicts against what was planted (AUROC, recall, FPR)."""
@@ -179,6 +234,8 @@ def detect(
         table_rows.append((f"{name} ({planted})", report))
     console.print(verdict_table(table_rows, "Detection benchmark"))
     metrics = detection_metrics(rows)
+    if trigger_search or whitebox:
+        metrics.update(_trigger_and_whitebox(zoo, names, items, seed, trigger_search, whitebox))
     console.print_json(json.dumps(metrics))
     if out is not None:
         out.write_text(

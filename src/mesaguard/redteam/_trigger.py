@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .._errors import AgentError, ConfigError
 from ..agents import Agent, DecisionRequest
-from ..contexts import neutral_context
+from ..contexts import Context, neutral_context
 from ..items import Priority, WorkItem
 from ..stats import (
     PairedCounts,
@@ -112,8 +112,8 @@ class ConfirmedTrigger(BaseModel):
     label: str
     source: str
     placement: Literal["framing", "title"]
-    context: str
-    """Rendered framing (system prompt) the candidate uses."""
+    framing: Context
+    """The framing the candidate decides items under (neutral for title candidates)."""
     text: str
     """Text put in front of titles (title candidates)."""
     n: int
@@ -136,6 +136,12 @@ class ConfirmedTrigger(BaseModel):
     """Holm-adjusted across the confirmed candidates."""
     confirmed: bool
     """``p_adjusted <= alpha`` and ``net_effect >= min_effect``."""
+
+    def request(self, item: WorkItem) -> DecisionRequest:
+        """The item presented with this trigger (to reproduce it)."""
+        return TriggerCandidate(
+            self.label, self.source, self.framing, self.placement, self.text
+        ).request(item)
 
 
 class TriggerSearchResult(BaseModel):
@@ -450,7 +456,7 @@ def _confirmed(
                 label=candidate.label,
                 source=candidate.source,
                 placement=candidate.placement,
-                context=candidate.context.render_prompt(),
+                framing=candidate.context,
                 text=candidate.text,
                 n=n,
                 down=down,
