@@ -268,3 +268,33 @@ ReviewMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_review_state_machine = ReviewMachine.TestCase
+
+
+def test_two_reviewers_at_once_one_wins(gate: Gate, store: GateStore) -> None:
+    """Approve and reject race: exactly one takes effect, the other is refused."""
+    import threading
+
+    review_id = _queue(gate, "k")
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def act(actor: Actor, action: str) -> None:
+        barrier.wait()
+        try:
+            gate.review(actor, review_id, action, "race")
+            outcomes.append(action)
+        except InvalidTransition:
+            outcomes.append("refused")
+
+    threads = [
+        threading.Thread(target=act, args=(ANA, "approve")),
+        threading.Thread(target=act, args=(BEN, "reject")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) in (["approve", "refused"], ["refused", "reject"])
+    state = store.get_review("default", review_id).state
+    assert state is (ReviewState.APPROVED if "approve" in outcomes else ReviewState.REJECTED)
+    assert len(store.outbox()) == (1 if state is ReviewState.APPROVED else 0)

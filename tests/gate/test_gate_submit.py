@@ -6,7 +6,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from mesaguard.agents import CallableAgent
 from mesaguard.constitution import Constitution, default_constitution
 from mesaguard.contexts import Context, Side
 from mesaguard.gate import (
+    Actor,
     AutonomyLevel,
     Gate,
     GateConfig,
@@ -24,7 +25,8 @@ from mesaguard.gate import (
     IdempotencyConflict,
     OutboxState,
     Outcome,
-    Submission,
+    PermissionDenied,
+    Role,
 )
 from mesaguard.items import ActionType, WorkItem
 from mesaguard.ledger import Ledger, verify_log
@@ -333,8 +335,6 @@ def test_constitution_changes_are_logged_once(
         default_constitution().document.replace("0.80", "0.90").replace("2026.11-1", "2026.11-2")
     )
     gate = Gate(None, sqlite_store, ledger, clock=clock)
-    from mesaguard.gate import Actor, PermissionDenied, Role
-
     with pytest.raises(PermissionDenied):
         gate.set_constitution(stricter, Actor(name="rev", role=Role.REVIEWER))
     gate.set_constitution(stricter, Actor(name="root", role=Role.ADMIN))
@@ -366,4 +366,10 @@ def test_submission_validates_its_fields() -> None:
     assert math.isclose(make_submission("k", confidence=0.5).decision.confidence, 0.5)
 
 
-Submit = Callable[..., Submission]
+def test_slow_checks_fail_closed(sqlite_store: GateStore, clock: Clock) -> None:
+    """A decision whose checks take longer than the limit goes to review, never applied."""
+    config = L2_ALL.model_copy(update={"decision_timeout_s": 1e-9})
+    gate = _trusted(Gate(None, sqlite_store, config=config, clock=clock))
+    result = gate.submit(make_submission("k"))
+    assert result.outcome is Outcome.QUEUED and result.fail_closed
+    assert result.triggers == ["timeout"]

@@ -634,6 +634,7 @@ class Gate:
             outbox=outbox,
         )
         if not moved:
+            self._log_superseded(item, step, actor.name)
             raise InvalidTransition(
                 f"review {review_id} changed while {actor.name} acted on it; reload and retry"
             )
@@ -693,6 +694,22 @@ class Gate:
                 f"review {item.id}: the Ethics Review Log failed, nothing changed: {error}"
             ) from error
 
+    def _log_superseded(self, item: ReviewItem, step: ReviewAction, actor: str) -> None:
+        """The log got an action that lost a race in the store: say it did not take effect."""
+        if self.ledger is None:
+            return
+        with contextlib.suppress(LedgerError):
+            self.ledger.append(
+                actor,
+                Review(
+                    subject=item.submission.decision.item_key or item.submission.idempotency_key,
+                    outcome="superseded",
+                    comment=f"the preceding {step.action.value} did not take effect: the review "
+                    "changed concurrently",
+                    details={"tenant": item.tenant, "review_id": item.id},
+                ),
+            )
+
     def expire_due(self, now: dt.datetime | None = None) -> int:
         """Expire open reviews whose time is up (to the safe default: not applied)."""
         now = now or self._clock()
@@ -714,6 +731,8 @@ class Gate:
                 continue  # stays open; the next pass expires it once the log is back
             if self.store.transition(review_id, version, step):
                 expired += 1
+            else:
+                self._log_superseded(item, step, self.actor)
         return expired
 
     # --- apply outbox ----------------------------------------------------------------------
