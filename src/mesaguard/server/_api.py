@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from .. import __version__
@@ -29,7 +32,7 @@ from ..items import ActionType
 from ..redteam import VerdictKind
 from ._auth import Principal
 from ._logstatus import LogEntryView, LogStatus
-from ._models import ErrorBody, Health, ReviewActionRequest, VerdictRequest
+from ._models import ErrorBody, Health, ReviewActionRequest, ValidationErrorBody, VerdictRequest
 from ._security import api_principal, require_role
 from ._state import ServerState
 
@@ -37,7 +40,6 @@ __all__ = ["DecisionStatus", "VerdictView", "api_router", "to_actor"]
 
 logger = logging.getLogger("mesaguard.server")
 
-api_router = APIRouter(prefix="/api/v1")
 
 NameParam = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^/\x00-\x1f]+$")]
 
@@ -52,7 +54,37 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflict with the current state",
         503: "A store is unavailable; nothing was applied",
     }
-    return {code: {"model": ErrorBody, "description": words[code]} for code in codes}
+    entries: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorBody, "description": words[code]} for code in codes
+    }
+    entries[422] = {"model": ValidationErrorBody, "description": "The request is not valid"}
+    return entries
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def reject_unknown_query(request: Request) -> None:
+    """Refuse query parameters the route does not declare (a mistyped filter is not ignored)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise RequestValidationError(
+            [
+                {"type": "extra_forbidden", "loc": ["query", name], "msg": "unknown parameter"}
+                for name in unknown
+            ]
+        )
+
+
+api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(reject_unknown_query)])
 
 
 class DecisionStatus(BaseModel):
@@ -110,11 +142,15 @@ def gate_http_error(error: GateError) -> HTTPException:
     elif isinstance(error, InvalidTransition | IdempotencyConflict):
         code = status.HTTP_409_CONFLICT
     elif isinstance(error, StoreUnavailable):
-        code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"nothing was applied: {error}; retry later with the same idempotency key",
+            headers={"Retry-After": "1"},
+        )
     return HTTPException(status_code=code, detail=str(error))
 
 
-@api_router.get("/health", response_model=Health, tags=["server"])
+@api_router.get("/health", response_model=Health, responses=_errors(), tags=["server"])
 def health() -> Health:
     """Liveness check (no token needed)."""
     return Health(version=__version__)

@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..gate import GateError
@@ -72,6 +74,16 @@ def _error_response(request: Request, code: int, detail: str) -> Response:
     return response
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for router in (api_router, ui_router):
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
+                methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
 def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, error: LoginRequired) -> Response:
@@ -79,11 +91,14 @@ def _install_handlers(app: FastAPI) -> None:
             f"/login?next={quote(error.next_url, safe='/')}", status_code=status.HTTP_303_SEE_OTHER
         )
 
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, error: HTTPException) -> Response:
+    # Starlette's own exception class: the router's 404 / 405 are not FastAPI's subclass.
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
         response = _error_response(request, error.status_code, str(error.detail))
         if error.headers:
             response.headers.update(error.headers)
+        if error.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            response.headers["Allow"] = _allowed_methods(request)
         return response
 
     @app.exception_handler(RequestValidationError)

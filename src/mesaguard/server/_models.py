@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,6 +12,7 @@ __all__ = [
     "ErrorBody",
     "Health",
     "ReviewActionRequest",
+    "ValidationErrorBody",
     "VerdictRequest",
 ]
 
@@ -22,6 +23,12 @@ class ErrorBody(BaseModel):
     """Every error response: what went wrong, in words."""
 
     detail: str
+
+
+class ValidationErrorBody(BaseModel):
+    """A request that does not match the schema: one entry per problem, with its location."""
+
+    detail: list[dict[str, Any]]
 
 
 class Health(BaseModel):

@@ -55,6 +55,9 @@ class ServerSettings(BaseModel):
     as unavailable (the decision is then reported as not applied, 503)."""
     deliver_interval: float = Field(default=0.5, gt=0)
     """Seconds between passes over the apply outbox (webhook deliveries and retries)."""
+    delivery_lease: float = Field(default=60.0, gt=0)
+    """Seconds a claimed outbox entry is reserved for one delivery attempt; if the process dies
+    (or its store fails) mid-attempt, another pass retries it after this long."""
 
     def to_env(self) -> dict[str, str]:
         """The environment that hands these settings to a worker process."""

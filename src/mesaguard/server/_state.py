@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
@@ -96,7 +97,8 @@ class ServerState:
     def _deliver(self) -> None:
         # Several processes may share the outbox: claims are leases, so each entry is handed
         # to one worker per attempt.
-        while self.gate.deliver().delivered and not self._stop.is_set():
+        lease = dt.timedelta(seconds=self.settings.delivery_lease)
+        while self.gate.deliver(limit=20, lease=lease).delivered and not self._stop.is_set():
             pass
 
     def close(self) -> None:
