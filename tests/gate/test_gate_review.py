@@ -90,6 +90,9 @@ def test_an_agent_can_never_review(gate: Gate, store: GateStore) -> None:
         with pytest.raises(PermissionDenied, match="agent"):
             gate.review(BOT, review_id, action, "self-approval", "Minor")
     assert store.get_review("default", review_id).state is ReviewState.PENDING
+    posing = Actor(name="triage", role=Role.REVIEWER)  # the submitting agent's name
+    with pytest.raises(PermissionDenied, match="submitted this decision"):
+        gate.review(posing, review_id, "approve")
 
 
 def test_other_tenants_reviews_are_invisible(gate: Gate, store: GateStore) -> None:

@@ -565,6 +565,9 @@ class Gate:
         if kind is ReviewActionKind.CANCEL and actor.role is not Role.ADMIN:
             raise PermissionDenied(f"{actor.name} ({actor.role.value}) cannot cancel; admins can")
         item, version = self.store.review_version(actor.tenant, review_id)
+        if actor.name == item.submission.agent:
+            # A credential that carries the agent's name is the agent, whatever role it claims.
+            raise PermissionDenied(f"{actor.name!r} submitted this decision and cannot review it")
         state = item.state
         if not state.open:
             raise InvalidTransition(
