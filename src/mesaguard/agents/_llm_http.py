@@ -1,0 +1,363 @@
+"""What the Ollama and OpenAI-compatible adapters share: a batched, cached, concurrent chat agent.
+
+``decide(batch)`` renders one chat request per decision request, answers what it can from the
+reply cache, probes the endpoint once if anything is left to ask (so a dead endpoint fails in
+seconds with a hint, not after a batch of timeouts), runs the remaining calls concurrently
+through :func:`run_calls`, stores each reply the moment it arrives, and parses every reply into a
+:class:`Decision`. A reply that cannot be parsed becomes an invalid decision with its raw text;
+a call that fails for good becomes an invalid decision too, unless more than ``fail_on_error``
+of the batch failed, in which case the batch raises :class:`AgentError` naming the endpoint, the
+model and the items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+
+from .._errors import AgentError, ConfigError
+from ..items import ActionType
+from ._decision import Decision, DecisionRequest
+from ._llm_cache import ResponseCache, default_response_cache_path, request_key
+from ._llm_executor import (
+    CallFailure,
+    ExecutorOptions,
+    FinalError,
+    RetryableError,
+    check_response,
+    run_calls,
+)
+from ._llm_parse import (
+    DEFAULT_CONFIDENCE,
+    allowed_answers,
+    logprob_confidence,
+    parse_reply,
+    tokens_from_openai,
+)
+from ._llm_prompt import ChatMessage, PromptTemplate, default_template, load_template
+
+__all__ = ["CallStats", "GenerationOptions", "HTTPChatAgent", "open_cache", "templates_for"]
+
+
+@dataclass
+class CallStats:
+    """What an adapter did so far (for reports and benchmarks)."""
+
+    requests: int = 0
+    """Decision requests answered."""
+    calls: int = 0
+    """HTTP calls that succeeded (each request at most once, thanks to the cache)."""
+    cache_hits: int = 0
+    failures: int = 0
+    invalid: int = 0
+    """Replies that could not be parsed."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    errors: list[str] = field(default_factory=list)
+    """The first few failure messages."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    key: str
+    messages: list[ChatMessage]
+    action: ActionType
+    body: dict[str, Any]
+    level: int
+    """Structured-output level ``body`` was built for."""
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """Sampling options sent with every request (part of the cache key)."""
+
+    temperature: float = 0.0
+    seed: int = 42
+    max_tokens: int = 64
+    num_ctx: int | None = None
+    """Ollama's context window; None leaves the model's default."""
+
+
+def templates_for(
+    template: str | Path | PromptTemplate | None, few_shot: bool
+) -> dict[ActionType, PromptTemplate]:
+    """One template per action: the named one for its action, defaults for the others."""
+    chosen = {a: default_template(a, few_shot=few_shot) for a in ActionType}
+    if template is not None:
+        loaded = template if isinstance(template, PromptTemplate) else load_template(template)
+        chosen[loaded.action] = loaded
+    return chosen
+
+
+def open_cache(cache: str | Path | bool | None, cache_dir: Path | None) -> ResponseCache | None:
+    """The reply cache an adapter uses: a path, the default (True / None), or none (False/off)."""
+    if cache is False or (isinstance(cache, str) and cache.lower() in ("off", "none", "no")):
+        return None
+    if cache is None or cache is True or (isinstance(cache, str) and cache.lower() == "on"):
+        return ResponseCache(default_response_cache_path(cache_dir))
+    return ResponseCache(Path(cache).expanduser())
+
+
+class HTTPChatAgent:
+    """Base of the HTTP chat adapters; subclasses say how to build and read a request."""
+
+    adapter: ClassVar[str] = ""
+    chat_path: ClassVar[str] = ""
+    probe_path: ClassVar[str] = ""
+    hint: ClassVar[str] = ""
+    formats: ClassVar[tuple[str, ...]] = ("none",)
+    """Structured-output modes, strongest first; a 400/422 steps down to the next one."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str,
+        executor: ExecutorOptions,
+        templates: dict[ActionType, PromptTemplate],
+        generation: GenerationOptions,
+        cache: ResponseCache | None,
+        routes: Sequence[str] = (),
+        structured: str | None = None,
+        logprobs: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if not model:
+            raise ConfigError(f"agent spec {self.adapter}/MODEL needs a model name")
+        self.model = model
+        self.name: str = f"{self.adapter}/{model}"
+        self.base_url = base_url.rstrip("/")
+        self.executor = executor
+        self.templates = templates
+        self.generation = generation
+        self.cache = cache
+        self.routes = tuple(routes)
+        self.logprobs = logprobs
+        self.headers = dict(headers or {})
+        if structured is None:
+            structured = self.formats[0]
+        if structured not in self.formats:
+            raise ConfigError(
+                f"{self.adapter}: structured output {structured!r} is not one of "
+                f"{', '.join(self.formats)}"
+            )
+        self._initial_level = self.formats.index(structured)
+        self._format_level = self._initial_level
+        self._reachable = False
+        self.stats = CallStats()
+
+    # -- what subclasses provide -------------------------------------------------------------
+
+    def request_body(
+        self, messages: list[ChatMessage], action: ActionType, structured: str
+    ) -> dict[str, Any]:
+        """The JSON body of one chat request in the given structured-output mode."""
+        raise NotImplementedError
+
+    def read_reply(self, data: Any) -> dict[str, Any]:
+        """``{"text", "logprobs", "prompt_tokens", "completion_tokens"}`` from a response body.
+
+        Raises :class:`RetryableError` when the body lacks what the API promises.
+        """
+        raise NotImplementedError
+
+    # -- the batch ---------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """The chat URL requests go to."""
+        return self.base_url + self.chat_path
+
+    def messages(self, request: DecisionRequest) -> list[ChatMessage]:
+        """The chat messages of one decision request."""
+        template = self.templates[request.action]
+        return template.messages(request.item, request.context, routes=self.routes)
+
+    def decide(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
+        """Decide a batch, its calls running concurrently (see the module docstring)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.adecide(requests))
+        # Called from inside an event loop (a notebook, an async harness): use a fresh thread.
+        box: list[list[Decision]] = []
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                box.append(asyncio.run(self.adecide(requests)))
+            except BaseException as error:  # re-raised in the caller's thread below
+                failure.append(error)
+
+        worker = threading.Thread(target=target, name=f"{self.name}-decide")
+        worker.start()
+        worker.join()
+        if failure:
+            raise failure[0]
+        return box[0]
+
+    async def adecide(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
+        """Decide a batch asynchronously."""
+        plans = [self._plan(r) for r in requests]
+        keys = [plan.key for plan in plans]
+        replies: dict[str, dict[str, Any]] = (
+            self.cache.get_many(keys) if self.cache is not None else {}
+        )
+        self.stats.cache_hits += len(replies)
+        todo = list(dict.fromkeys(k for k in keys if k not in replies))
+        failures: dict[str, CallFailure] = {}
+        if todo:
+            by_key = {plan.key: plan for plan in plans}
+            failures = await self._fetch([by_key[k] for k in todo], replies)
+        self.stats.requests += len(requests)
+        decisions = [
+            self._decision(request, replies.get(key), failures.get(key))
+            for request, key in zip(requests, keys, strict=True)
+        ]
+        failed = sum(1 for key in keys if key in failures)
+        if failed and failed / len(requests) > self.executor.fail_on_error:
+            examples = [
+                f"item {r.item.key} under context {r.context.name!r}: {failures[k].message} "
+                f"(after {failures[k].attempts} attempt(s))"
+                for r, k in zip(requests, keys, strict=True)
+                if k in failures
+            ][:3]
+            raise AgentError(
+                f"{self.adapter} endpoint {self.endpoint}, model {self.model!r}: {failed} of "
+                f"{len(requests)} calls failed (more than --fail-on-error "
+                f"{self.executor.fail_on_error:g}); " + "; ".join(examples)
+            )
+        return decisions
+
+    def _plan(self, request: DecisionRequest) -> _Plan:
+        messages = self.messages(request)
+        # Keyed on the body in the strongest configured mode, so a server that needs a weaker
+        # structured-output mode still finds every reply on the next run.
+        body = self.request_body(messages, request.action, self.formats[self._initial_level])
+        key = request_key(self.adapter, self.base_url, body)
+        level = self._format_level
+        if level != self._initial_level:
+            body = self.request_body(messages, request.action, self.formats[level])
+        return _Plan(key, messages, request.action, body, level)
+
+    async def _fetch(
+        self, todo: list[_Plan], replies: dict[str, dict[str, Any]]
+    ) -> dict[str, CallFailure]:
+        limits = httpx.Limits(
+            max_connections=self.executor.max_connections,
+            max_keepalive_connections=self.executor.max_connections,
+        )
+        timeout = httpx.Timeout(self.executor.timeout)
+        async with httpx.AsyncClient(
+            limits=limits, timeout=timeout, headers=self.headers
+        ) as client:
+            if not self._reachable:
+                await self._probe(client)
+            calls = [self._caller(client, plan) for plan in todo]
+
+            def stored(index: int, reply: dict[str, Any]) -> None:
+                key = todo[index].key
+                replies[key] = reply
+                self.stats.calls += 1
+                self.stats.prompt_tokens += int(reply.get("prompt_tokens") or 0)
+                self.stats.completion_tokens += int(reply.get("completion_tokens") or 0)
+                if self.cache is not None:
+                    self.cache.put(key, self.adapter, self.model, reply)
+
+            results = await run_calls(calls, self.executor, on_success=stored)
+        failures = {
+            todo[i].key: result
+            for i, result in enumerate(results)
+            if isinstance(result, CallFailure)
+        }
+        self.stats.failures += len(failures)
+        for failure in list(failures.values())[: max(0, 5 - len(self.stats.errors))]:
+            self.stats.errors.append(failure.message)
+        return failures
+
+    def _caller(self, client: httpx.AsyncClient, plan: _Plan) -> Callable[[], Any]:
+        async def call() -> dict[str, Any]:
+            level = self._format_level
+            body = plan.body
+            if level != plan.level:
+                body = self.request_body(plan.messages, plan.action, self.formats[level])
+            response = await client.post(self.endpoint, json=body)
+            try:
+                data = check_response(response)
+            except FinalError as error:
+                if error.status in (400, 422) and level + 1 < len(self.formats):
+                    # The server refused the structured-output mode: step down and ask again.
+                    if self._format_level == level:
+                        self._format_level = level + 1
+                    raise RetryableError(str(error), retry_after=0.0) from None
+                raise
+            return self.read_reply(data)
+
+        return call
+
+    async def _probe(self, client: httpx.AsyncClient) -> None:
+        url = self.base_url + self.probe_path
+        try:
+            await client.get(url, timeout=min(5.0, self.executor.timeout))
+        except httpx.HTTPError as error:
+            raise AgentError(
+                f"cannot reach {self.adapter} endpoint {self.base_url} for model "
+                f"{self.model!r} ({type(error).__name__}: {error or 'no answer'}); {self.hint}"
+            ) from None
+        self._reachable = True
+
+    def _decision(
+        self,
+        request: DecisionRequest,
+        reply: dict[str, Any] | None,
+        failure: CallFailure | None,
+    ) -> Decision:
+        base = {
+            "item_key": request.item.key,
+            "context": request.context.name,
+            "action": request.action,
+            "agent": self.name,
+        }
+        if reply is None:
+            message = failure.message if failure is not None else "no reply"
+            return Decision(
+                **base, value=None, confidence=0.0, valid=False, raw=f"error: {message}"
+            )
+        text = str(reply.get("text") or "")
+        parsed = parse_reply(text, request.action, routes=self.routes)
+        if parsed is None:
+            self.stats.invalid += 1
+            return Decision(**base, value=None, confidence=0.0, valid=False, raw=text)
+        allowed = allowed_answers(request.action, self.routes)
+        confidence = logprob_confidence(
+            tokens_from_openai(reply.get("logprobs")), parsed.value, allowed
+        )
+        if confidence is None:
+            confidence = parsed.confidence
+        if confidence is None:
+            confidence = DEFAULT_CONFIDENCE
+        return Decision(
+            **base,
+            value=parsed.value,
+            confidence=min(1.0, max(0.0, confidence)),
+            rationale=parsed.rationale,
+            raw=text,
+        )
+
+
+def env_or(value: str | None, *names: str) -> str | None:
+    """The first of an explicit value and the named environment variables that is set."""
+    if value:
+        return value
+    for name in names:
+        found = os.environ.get(name)
+        if found:
+            return found
+    return None
