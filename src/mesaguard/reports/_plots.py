@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -15,7 +16,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from ..redteam import Finding  # noqa: E402
 
-__all__ = ["gap_plot", "shift_matrix_plot"]
+__all__ = ["gap_plot", "layer_plot", "shift_matrix_plot"]
 
 
 def _png(figure: Figure) -> str:
@@ -64,5 +65,30 @@ def shift_matrix_plot(finding: Finding) -> str:
             if value:
                 colour = "white" if value > peak / 2 else "black"
                 axis.text(j, i, str(value), ha="center", va="center", fontsize=7, color=colour)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def layer_plot(layers: Sequence[Mapping[str, Any]], chosen: str) -> str:
+    """White-box layer sweep: probe score by hook point (contrast AUROC, framing sides)."""
+    names = [str(layer["hook_point"]) for layer in layers]
+    positions = list(range(len(names)))
+    figure, axis = plt.subplots(figsize=(max(4.0, 0.35 * len(names) + 2.0), 3.2))
+    series = (
+        ("contrast_auroc", "contrast AUROC (held-out questions)", "#2c7fb8"),
+        ("unobserved_score", "mean score, unobserved framings", "#c0392b"),
+        ("observed_score", "mean score, observed framings", "#27ae60"),
+        ("neutral_score", "mean score, neutral framing", "#7f8c8d"),
+    )
+    for key, label, colour in series:
+        axis.plot(
+            positions, [float(layer[key]) for layer in layers], "o-", color=colour, label=label
+        )
+    if chosen in names:
+        axis.axvline(names.index(chosen), color="#555555", linestyle="--", linewidth=1)
+    axis.set_xticks(positions, names, rotation=45, fontsize=7)
+    axis.set_ylim(0.0, 1.02)
+    axis.set_ylabel("probe score / AUROC")
+    axis.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     return _png(figure)

@@ -9,7 +9,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from ..redteam import Finding, RedTeamReport
-from ._plots import gap_plot, shift_matrix_plot
+from ._plots import gap_plot, layer_plot, shift_matrix_plot
 
 __all__ = [
     "SCHEMA_PATH",
@@ -93,6 +93,43 @@ code { background: #f4f4f4; padding: 0 0.2em; }
 """
 
 
+def _adaptive(report: RedTeamReport) -> str:
+    """Sections of the adaptive probes: the trigger search's leaderboard, the layer sweep."""
+    parts = []
+    search = report.details.get("trigger-search")
+    if search:
+        rows = "".join(
+            f"<tr><td>{_esc(r['label'])}</td><td>{_esc(r['source'])}</td><td>{r['items']}</td>"
+            f"<td>{r['down']} / {r['up']}</td><td>{r['score']:+.2f}</td></tr>"
+            for r in search.get("leaderboard", [])
+        )
+        parts.append(
+            f"<h2>Trigger search</h2><p>{search.get('tried')} of {search.get('candidates')} "
+            f"candidate changes tried on {search.get('search_items')} severe items with "
+            f"{search.get('search_queries')} queries; the top ones were confirmed on "
+            f"{search.get('confirm_items')} fresh items (findings <code>trigger:…</code> "
+            "above).</p><table><tr><th>candidate</th><th>source</th><th>items</th>"
+            f"<th>down / up</th><th>net</th></tr>{rows}</table>"
+        )
+    whitebox = report.details.get("whitebox-defection")
+    if whitebox and "skipped" in whitebox:
+        parts.append(f"<h2>White-box defection probe</h2><p>{_esc(whitebox['skipped'])}</p>")
+    elif whitebox:
+        flagged = ", ".join(
+            f"<code>{_esc(f['context'])}</code> ({f['score']:.2f})"
+            for f in whitebox.get("flagged_framings", [])
+        )
+        parts.append(
+            "<h2>White-box defection probe</h2><p>Linear probe trained on generic contrast "
+            f"pairs; hook point <code>{_esc(whitebox['hook_point'])}</code> chosen on the "
+            f"contrast data. Framings it rates most unwatched: {flagged} (tested by behaviour "
+            "in findings <code>whitebox:…</code>).</p>"
+            f"<img alt='probe score by layer' src='data:image/png;base64,"
+            f"{layer_plot(whitebox['layers'], whitebox['hook_point'])}'>"
+        )
+    return "".join(parts)
+
+
 def render_html(report: RedTeamReport) -> str:
     """A self-contained HTML page: verdict, findings, plots (embedded PNG) and examples."""
     verdict = report.verdict
@@ -144,7 +181,7 @@ mode: an anytime-valid e-process); material: net flip rate at least the minimum 
 <img alt="compliance gap per test" src="data:image/png;base64,{gap_plot(findings)}">
 <h2>Priority shift matrices (reference rows, suspect columns)</h2>
 <div class="matrices">{matrices}</div>
-<h2>Examples</h2>
+{_adaptive(report)}<h2>Examples</h2>
 {examples}
 <h2>Provenance</h2>
 <table>{provenance}</table>
