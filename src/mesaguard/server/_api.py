@@ -390,9 +390,9 @@ def log_status(request: Request) -> LogStatus:
 def log_entries(
     request: Request, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[LogEntryView]:
-    """The newest log entries, newest first (reviewers and admins)."""
-    require_role(caller(request), Role.REVIEWER, Role.ADMIN)
-    return state_of(request).monitor.recent(limit)
+    """The newest log entries of the caller's tenant, newest first (reviewers and admins)."""
+    principal = require_role(caller(request), Role.REVIEWER, Role.ADMIN)
+    return state_of(request).monitor.recent(limit, tenant=principal.tenant)
 
 
 @api_router.post(

@@ -187,7 +187,35 @@ class LogMonitor:
             checkpoint=current.checkpoint if current else None,
         )
 
-    def recent(self, count: int = 50) -> list[LogEntryView]:
-        """The newest ``count`` entries, newest first."""
+    def recent(
+        self, count: int = 50, *, tenant: str | None = None, scan: int = 5000
+    ) -> list[LogEntryView]:
+        """The newest ``count`` entries, newest first.
+
+        With ``tenant``, only that tenant's entries and tenant-free system entries (constitution
+        changes, checkpoint references) are shown, looking back at most ``scan`` entries: the log
+        is shared, a tenant's reviewers see only their own part of it.
+        """
         size = self.ledger.size()
-        return [entry_view(e) for e in self.ledger.entries(max(0, size - count), size)][::-1]
+        found: list[LogEntryView] = []
+        stop = size
+        while stop > 0 and len(found) < count and size - stop < scan:
+            start = max(0, stop - 200)
+            for entry in reversed(list(self.ledger.entries(start, stop))):
+                if tenant is None or _visible(entry, tenant):
+                    found.append(entry_view(entry))
+                    if len(found) == count:
+                        break
+            stop = start
+        return found
+
+
+_SYSTEM_KINDS = frozenset({"constitution-change", "checkpoint-reference"})
+
+
+def _visible(entry: Any, tenant: str) -> bool:
+    """Whether a tenant's reviewers may see an entry."""
+    owner = entry.record.details.get("tenant")
+    if owner is None:
+        return str(entry.record.kind) in _SYSTEM_KINDS
+    return bool(owner == tenant)

@@ -276,5 +276,9 @@ def log_page(request: Request) -> HTMLResponse:
     return _page(
         request,
         "log.html",
-        {**_base(session, "log"), "status": monitor.status(), "entries": monitor.recent(50)},
+        {
+            **_base(session, "log"),
+            "status": monitor.status(),
+            "entries": monitor.recent(50, tenant=session.principal.tenant),
+        },
     )
