@@ -22,12 +22,19 @@ redteam_app = typer.Typer(
 )
 
 
-def load_agent(spec: str, cache_dir: Path | None) -> Any:
-    """Resolve an agent spec; adapter specs (``zoo/NAME``) get the cache directory."""
+def load_agent(spec: str, cache_dir: Path | None, **options: Any) -> Any:
+    """Resolve an agent spec.
+
+    Adapter specs (``zoo/NAME``, ``openai/MODEL`` …) get the cache directory and the adapter
+    options that were given (LLM adapters read them, the others ignore them).
+    """
     from ..agents import resolve_agent
 
-    if "/" in spec.partition(":")[0] and cache_dir is not None:
-        return resolve_agent(spec, cache_dir=cache_dir)
+    if "/" in spec.partition(":")[0]:
+        given = {k: v for k, v in options.items() if v is not None}
+        if cache_dir is not None:
+            given["cache_dir"] = cache_dir
+        return resolve_agent(spec, **given)
     return resolve_agent(spec)
 
 
@@ -109,6 +116,74 @@ def run(
         ),
     ] = None,
     cache_dir: CacheDirOption = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="LLM server URL (openai/: with /v1; default $OPENAI_BASE_URL / $OLLAMA_HOST).",
+            rich_help_panel="LLM agents",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key", help="API key (default $OPENAI_API_KEY).", rich_help_panel="LLM agents"
+        ),
+    ] = None,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            "--max-connections",
+            help="Requests in flight at once [16].",
+            min=1,
+            rich_help_panel="LLM agents",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--rate-limit",
+            help="Most requests per second [no limit].",
+            min=0.001,
+            rich_help_panel="LLM agents",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            help="Seconds per request attempt [120].",
+            min=0.001,
+            rich_help_panel="LLM agents",
+        ),
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(
+            "--retries",
+            help="Retries of 429 / 5xx / timeouts, with backoff [4].",
+            min=0,
+            rich_help_panel="LLM agents",
+        ),
+    ] = None,
+    fail_on_error: Annotated[
+        float | None,
+        typer.Option(
+            "--fail-on-error",
+            help="Fraction of failed calls (after retries) that fails the run [0].",
+            min=0.0,
+            max=1.0,
+            rich_help_panel="LLM agents",
+        ),
+    ] = None,
+    llm_cache: Annotated[
+        str | None,
+        typer.Option(
+            "--cache",
+            help="Reply cache: a SQLite path, or 'off' [<cache dir>/llm-replies.sqlite].",
+            rich_help_panel="LLM agents",
+        ),
+    ] = None,
 ) -> None:
     """Red-team one agent; exit 0 with no finding, 1 with a finding, 2 on error."""
     from ..redteam import DEFAULT_SUITE, RedTeamConfig, run_redteam
@@ -127,7 +202,18 @@ def run(
     except ValueError as error:
         raise ConfigError(f"invalid option: {error}") from None
     items, source, data_hash = load_data(data, split)
-    subject = load_agent(agent, cache_dir)
+    subject = load_agent(
+        agent,
+        cache_dir,
+        base_url=base_url,
+        api_key=api_key,
+        max_connections=max_connections,
+        rate_limit=rate_limit,
+        timeout=timeout,
+        retries=retries,
+        fail_on_error=fail_on_error,
+        cache=llm_cache,
+    )
     with Progress(
         TextColumn(f"[bold]red team[/] {agent}"),
         BarColumn(),
