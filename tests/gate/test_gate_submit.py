@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gate_support import ITEM, Clock, make_submission
@@ -27,6 +28,7 @@ from mesaguard.gate import (
     Outcome,
     PermissionDenied,
     Role,
+    Submission,
 )
 from mesaguard.items import ActionType, WorkItem
 from mesaguard.ledger import Ledger, verify_log
@@ -373,3 +375,59 @@ def test_slow_checks_fail_closed(sqlite_store: GateStore, clock: Clock) -> None:
     result = gate.submit(make_submission("k"))
     assert result.outcome is Outcome.QUEUED and result.fail_closed
     assert result.triggers == ["timeout"]
+
+
+class _HeldFirstCommit(Gate):
+    """Holds its first group commit until seven more submitters queue behind it."""
+
+    sizes: list[int]
+
+    def _commit_batch(self, batch: list[Any]) -> None:
+        self.sizes.append(len(batch))
+        if len(self.sizes) == 1:
+            deadline = time.monotonic() + 10
+            while len(self._commits._queue) < 7 and time.monotonic() < deadline:
+                time.sleep(0.005)
+        super()._commit_batch(batch)
+
+
+def test_concurrent_submits_share_one_commit(
+    sqlite_store: GateStore, ledger: Ledger, clock: Clock
+) -> None:
+    """Group commit: submitters arriving during a commit are committed together.
+
+    One log append and one store transaction for the batch; each submitter gets its own
+    result, and a key reused with another body inside the batch is still refused.
+    """
+    gate = _HeldFirstCommit(None, sqlite_store, ledger, config=L2_ALL, clock=clock)
+    gate.sizes = []
+    _trusted(gate)
+    submissions = [make_submission(f"g{i}") for i in range(6)]
+    submissions += [make_submission("dup"), make_submission("dup", "Trivial")]
+    first = make_submission("first")
+    results: dict[str, str] = {}
+
+    def submit(submission: Submission, name: str) -> None:
+        try:
+            results[name] = gate.submit(submission).outcome.value
+        except IdempotencyConflict:
+            results[name] = "conflict"
+
+    leader = threading.Thread(target=submit, args=(first, "first"))
+    leader.start()
+    while not gate.sizes:
+        time.sleep(0.005)
+    followers = [
+        threading.Thread(target=submit, args=(s, f"{s.idempotency_key}/{s.decision.value}"))
+        for s in submissions
+    ]
+    for thread in followers:
+        thread.start()
+    for thread in [leader, *followers]:
+        thread.join()
+    assert gate.sizes == [1, 8]
+    assert [results[f"g{i}/Minor"] for i in range(6)] == ["applied"] * 6
+    assert sorted([results["dup/Minor"], results["dup/Trivial"]])[0] == "applied"
+    assert sorted([results["dup/Minor"], results["dup/Trivial"]])[1] == "conflict"
+    assert len(sqlite_store.outbox(limit=100)) == 8  # first, g0..g5, one dup
+    assert verify_log(ledger).tree_size == ledger.size()

@@ -46,7 +46,7 @@ from ._models import (
     Submission,
     VerdictRecord,
 )
-from ._store import GateStore, time_text
+from ._store import GateStore, NewSubmission, time_text
 
 __all__ = ["FLAGGED_LABELS", "Applier", "Gate", "verdict_cap"]
 
@@ -95,6 +95,73 @@ def _summary(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
+class _Pending:
+    """A judged submission waiting for the group commit (filled in by whoever commits it)."""
+
+    __slots__ = ("body", "critical", "digest", "done", "error", "now", "result", "submission")
+
+    def __init__(
+        self,
+        submission: Submission,
+        digest: str,
+        body: str,
+        result: GateResult,
+        critical: bool,
+        now: dt.datetime,
+    ) -> None:
+        self.submission = submission
+        self.digest = digest
+        self.body = body
+        self.result = result
+        self.critical = critical
+        self.now = now
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class _GroupCommit:
+    """Commits concurrent submissions together: one thread leads, the others wait for it.
+
+    A submitter enqueues its decision; if no commit is running it becomes the leader, takes
+    everything queued and commits it as one batch; otherwise it waits until a leader has
+    committed its decision (or becomes the next leader). A lone submitter commits alone, at
+    once: there is no timer and no added latency.
+    """
+
+    def __init__(self, commit: Callable[[list[_Pending]], None]) -> None:
+        self._commit = commit
+        self._condition = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._leading = False
+
+    def commit(self, pending: _Pending) -> GateResult:
+        with self._condition:
+            self._queue.append(pending)
+            while self._leading and not pending.done:
+                self._condition.wait()
+            if not pending.done:
+                self._leading = True
+                batch, self._queue = self._queue, []
+            else:
+                batch = []
+        if batch:
+            try:
+                self._commit(batch)
+            except BaseException as error:  # noqa: BLE001 — handed to every waiting submitter
+                for item in batch:
+                    if item.error is None:
+                        item.error = error
+            finally:
+                with self._condition:
+                    for item in batch:
+                        item.done = True
+                    self._leading = False
+                    self._condition.notify_all()
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+
 class Gate:
     """Decides whether an agent's decision takes effect, waits for a person, or is refused.
 
@@ -130,6 +197,7 @@ class Gate:
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._commits = _GroupCommit(self._commit_batch)
         self.constitution = constitution or default_constitution()
         in_force = store.current_constitution()
         if in_force is None or in_force.sha256 != self.constitution.sha256:
@@ -216,7 +284,42 @@ class Gate:
         facts = policy_input(submission, level, verdict)
         now = self._clock()
         result, critical = self._judge(submission, facts, level, verdict, now, started)
-        result = self._log_submission(submission, result)
+        return self._commits.commit(_Pending(submission, digest, body, result, critical, now))
+
+    def _commit_batch(self, batch: list[_Pending]) -> None:
+        """Log and store judged submissions together: one log append, one store commit.
+
+        Concurrent submits queue here and the first one commits for all of them (group
+        commit), so a durable log costs one fsync per batch rather than per decision. The
+        order is the same as for one: the log first (a failure sends decisions to review),
+        then the store (a failure is reported to every submitter; nothing is applied).
+        """
+        self._log_submissions(batch)
+        records = [self._new_record(pending) for pending in batch]
+        try:
+            stored = self.store.record_many(records)
+        except StoreUnavailable as error:
+            for pending in batch:
+                self._log_store_failure(pending.submission, error)
+                # One exception object per submitter: each thread raises (and annotates) its own.
+                own = StoreUnavailable(str(error))
+                own.__cause__ = error.__cause__
+                pending.error = own
+            return
+        for pending, (stored_digest, result) in zip(batch, stored, strict=True):
+            if result.submission_id == pending.result.submission_id:
+                pending.result = result
+                continue
+            # A concurrent submission with the same key won the race; it is the one that counts.
+            try:
+                pending.result = self._replay(
+                    pending.submission, pending.digest, stored_digest, result
+                )
+            except IdempotencyConflict as error:
+                pending.error = error
+
+    def _new_record(self, pending: _Pending) -> NewSubmission:
+        submission, result, now = pending.submission, pending.result, pending.now
         review: dict[str, Any] | None = None
         outbox: tuple[str, ApplyRequest, dt.datetime] | None = None
         if result.outcome is Outcome.QUEUED:
@@ -227,8 +330,8 @@ class Gate:
                 "submission_id": result.submission_id,
                 "state": ReviewState.PENDING.value,
                 "version": 0,
-                "critical": critical,
-                "approvals_required": 2 if critical and self.config.four_eyes else 1,
+                "critical": pending.critical,
+                "approvals_required": 2 if pending.critical and self.config.four_eyes else 1,
                 "final_value": None,
                 "created_at": time_text(now),
                 "updated_at": time_text(now),
@@ -236,17 +339,7 @@ class Gate:
             }
         elif result.outcome is Outcome.APPLIED:
             outbox = (str(uuid.uuid4()), self._apply_request(submission, result, None, []), now)
-        try:
-            stored = self.store.record_submission(
-                submission, digest, result, review=review, outbox=outbox, body=body
-            )
-        except StoreUnavailable as error:
-            self._log_store_failure(submission, error)
-            raise
-        if stored.submission_id != result.submission_id:
-            # A concurrent submission with the same key won the race; it is the one that counts.
-            return self._replay(submission, digest, "" if stored.replayed else digest, stored)
-        return stored
+        return NewSubmission(submission, pending.digest, pending.body, result, review, outbox)
 
     def _replay(
         self, submission: Submission, digest: str, stored_digest: str, stored: GateResult
@@ -440,16 +533,32 @@ class Gate:
 
     # --- logging ---------------------------------------------------------------------------
 
-    def _log_submission(self, submission: Submission, result: GateResult) -> GateResult:
-        """Append the decision (and its escalation) to the ledger before anything is stored.
+    def _log_submissions(self, batch: list[_Pending]) -> None:
+        """Append the decisions (and escalations) to the ledger before anything is stored.
 
-        A ledger failure turns an applied decision into a queued one (fail closed).
+        If the batch cannot be appended, each decision is retried alone; one that still
+        cannot be logged is sent to review instead of applied (fail closed).
         """
         if self.ledger is None:
-            return result
-        records = self._submission_records(submission, result)
+            return
+        records = [
+            record
+            for pending in batch
+            for record in self._submission_records(pending.submission, pending.result)
+        ]
         try:
             self.ledger.append_many(records)
+            return
+        except LedgerError:
+            pass
+        for pending in batch:
+            pending.result = self._log_submission(pending.submission, pending.result)
+
+    def _log_submission(self, submission: Submission, result: GateResult) -> GateResult:
+        """Log one decision; a ledger failure turns an applied decision into a queued one."""
+        assert self.ledger is not None
+        try:
+            self.ledger.append_many(self._submission_records(submission, result))
             return result
         except LedgerError as error:
             if result.outcome is Outcome.DENIED:

@@ -24,6 +24,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,7 +65,7 @@ from ._models import (
     VerdictRecord,
 )
 
-__all__ = ["GateStore"]
+__all__ = ["GateStore", "NewSubmission"]
 
 Durability = Literal["full", "normal"]
 
@@ -164,6 +165,26 @@ def _database_url(target: str | Path) -> str:
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     return url.render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSubmission:
+    """A judged submission on its way into the store."""
+
+    submission: Submission
+    digest: str
+    """SHA-256 of ``body``: a resubmission with another body under the same key is a conflict."""
+    body: str
+    """The submission as JSON."""
+    result: GateResult
+    review: dict[str, Any] | None
+    """The review-queue row, for a queued result."""
+    outbox: tuple[str, ApplyRequest, dt.datetime] | None
+    """``(id, request, time)`` of the outbox row, for an applied result."""
+
+
+class _KeyTaken(Exception):
+    """An idempotency key in the batch is already stored (nothing of the batch was written)."""
 
 
 def _named_insert(table: Table) -> str:
@@ -444,75 +465,95 @@ class GateStore:
         outbox: tuple[str, ApplyRequest, dt.datetime] | None,
         body: str | None = None,
     ) -> GateResult:
-        """Store a submission with its review or outbox row atomically.
+        """Store one submission with its review or outbox row atomically.
 
-        Returns ``result``, or the stored result if the key was taken meanwhile (a concurrent
-        resubmission); the caller compares digests.
+        Returns ``result``, or the stored result (``replayed=True``) if the key was taken
+        meanwhile; `record_many` also returns the stored digest for the caller to compare.
         """
-        now = time_text(result.created_at)
-        row = {
+        record = NewSubmission(
+            submission, digest, body or submission.model_dump_json(), result, review, outbox
+        )
+        return self.record_many([record])[0][1]
+
+    def record_many(self, records: Sequence[NewSubmission]) -> list[tuple[str, GateResult]]:
+        """Store submissions with their review or outbox rows in one transaction (one commit).
+
+        Returns ``(digest, result)`` per record: its own, or, when its key was already taken
+        (a resubmission racing this one, or the same key twice in ``records``), the stored
+        digest and result with ``replayed=True``. A taken key makes the batch fall back to one
+        transaction per record, so the other records are still stored.
+        """
+        if not records:
+            return []
+        try:
+            self._write(records)
+            return [(record.digest, record.result) for record in records]
+        except _KeyTaken:
+            pass
+        out: list[tuple[str, GateResult]] = []
+        for record in records:
+            try:
+                self._write([record])
+                out.append((record.digest, record.result))
+            except _KeyTaken:
+                submission = record.submission
+                found = self.find_submission(submission.tenant, submission.idempotency_key)
+                if found is None:
+                    raise StoreUnavailable(
+                        f"gate store: submission {submission.idempotency_key!r} conflicts with "
+                        "a row that cannot be read back"
+                    ) from None
+                out.append((found[0], found[1].model_copy(update={"replayed": True})))
+        return out
+
+    @staticmethod
+    def _submission_row(record: NewSubmission) -> dict[str, Any]:
+        result = record.result
+        return {
             "id": result.submission_id,
-            "tenant": submission.tenant,
-            "idempotency_key": submission.idempotency_key,
-            "digest": digest,
-            "agent": submission.agent,
+            "tenant": record.submission.tenant,
+            "idempotency_key": record.submission.idempotency_key,
+            "digest": record.digest,
+            "agent": record.submission.agent,
             "outcome": result.outcome.value,
-            "body": body if body is not None else submission.model_dump_json(),
+            "body": record.body,
             "result": result.model_dump_json(),
-            "created_at": now,
+            "created_at": time_text(result.created_at),
         }
+
+    def _write(self, records: Sequence[NewSubmission]) -> None:
+        """One transaction for all records; `_KeyTaken` (nothing stored) if a key exists."""
         raw = self._raw()
         if raw is not None:
-            return self._record_raw(raw, submission, result, row, review, outbox)
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                try:
+                    for record in records:
+                        raw.execute(_INSERT_SUBMISSION, self._submission_row(record))
+                        if record.review is not None:
+                            raw.execute(_INSERT_REVIEW, record.review)
+                        if record.outbox is not None:
+                            raw.execute(_INSERT_OUTBOX, _outbox_row(*record.outbox))
+                    raw.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        raw.execute("ROLLBACK")
+                    raise
+            except sqlite3.IntegrityError:
+                raise _KeyTaken from None
+            except sqlite3.Error as error:
+                raise self._raw_failed("recording a submission", error) from error
+            return
         try:
             with self._transaction("recording a submission") as connection:
-                connection.execute(insert(submissions_table), row)
-                if review is not None:
-                    connection.execute(insert(reviews_table), review)
-                if outbox is not None:
-                    self._insert_outbox(connection, *outbox)
+                for record in records:
+                    connection.execute(insert(submissions_table), self._submission_row(record))
+                    if record.review is not None:
+                        connection.execute(insert(reviews_table), record.review)
+                    if record.outbox is not None:
+                        self._insert_outbox(connection, *record.outbox)
         except IntegrityError:
-            found = self.find_submission(submission.tenant, submission.idempotency_key)
-            if found is None:
-                raise StoreUnavailable(
-                    f"gate store: submission {submission.idempotency_key!r} conflicts with a row "
-                    "that cannot be read back"
-                ) from None
-            return found[1].model_copy(update={"replayed": True})
-        return result
-
-    def _record_raw(
-        self,
-        raw: sqlite3.Connection,
-        submission: Submission,
-        result: GateResult,
-        row: dict[str, Any],
-        review: dict[str, Any] | None,
-        outbox: tuple[str, ApplyRequest, dt.datetime] | None,
-    ) -> GateResult:
-        try:
-            raw.execute("BEGIN IMMEDIATE")
-            try:
-                raw.execute(_INSERT_SUBMISSION, row)
-                if review is not None:
-                    raw.execute(_INSERT_REVIEW, review)
-                if outbox is not None:
-                    raw.execute(_INSERT_OUTBOX, _outbox_row(*outbox))
-                raw.execute("COMMIT")
-            except BaseException:
-                raw.execute("ROLLBACK")
-                raise
-        except sqlite3.IntegrityError:
-            found = self.find_submission(submission.tenant, submission.idempotency_key)
-            if found is None:
-                raise StoreUnavailable(
-                    f"gate store: submission {submission.idempotency_key!r} conflicts with a row "
-                    "that cannot be read back"
-                ) from None
-            return found[1].model_copy(update={"replayed": True})
-        except sqlite3.Error as error:
-            raise self._raw_failed("recording a submission", error) from error
-        return result
+            raise _KeyTaken from None
 
     @staticmethod
     def _insert_outbox(
