@@ -68,7 +68,7 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     """Refuse query parameters the route does not declare (a mistyped filter is not ignored)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
@@ -151,7 +151,7 @@ def gate_http_error(error: GateError) -> HTTPException:
 
 
 @api_router.get("/health", response_model=Health, responses=_errors(), tags=["server"])
-def health() -> Health:
+async def health() -> Health:
     """Liveness check (no token needed)."""
     return Health(version=__version__)
 
