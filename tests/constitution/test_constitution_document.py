@@ -227,3 +227,23 @@ def test_default_constitution_articles(facts: PolicyInput, effect: Effect, fired
     assert not evaluation.errors
     assert {hit.rule_id for hit in evaluation.hits} == fired
     assert evaluation.effect is effect
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "'item.title == \"crash\"'",
+        '\'item["title"] == "crash"\'',
+        "'has(item.title) && item.title.startsWith(\"cr\")'",
+        "'[item][0].title == \"crash\"'",
+    ],
+)
+def test_every_way_of_reading_a_field_sees_it(condition: str) -> None:
+    """Only the fields the rules mention reach CEL, yet every way of reading one works.
+
+    A rule that reads a variable other than as ``name.field`` gets the whole variable.
+    """
+    constitution = Constitution.parse(HEAD + _rule(condition, effect="deny"))
+    facts = {"decision": {"action": "route"}, "item": {"title": "crash"}}
+    evaluation = constitution.evaluate(facts)
+    assert not evaluation.errors and evaluation.effect is Effect.DENY
