@@ -10,7 +10,7 @@ evaluation.effect, [hit.rule_id for hit in evaluation.hits]
 """
 
 from ._document import Article, Constitution, Rule, default_constitution
-from ._errors import ConstitutionError, PolicyError
+from ._errors import ConstitutionError
 from ._policy import (
     ChangeFacts,
     DecisionFacts,
@@ -32,7 +32,6 @@ __all__ = [
     "Effect",
     "Evaluation",
     "ItemFacts",
-    "PolicyError",
     "PolicyInput",
     "Rule",
     "RuleCheck",

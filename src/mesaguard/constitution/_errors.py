@@ -35,10 +35,3 @@ class ConstitutionError(ConfigError):
         if rule is not None:
             where += f" (rule {rule!r})"
         super().__init__(f"{where}: {message}")
-
-
-class PolicyError(ConstitutionError):
-    """A rule's condition failed while being evaluated (wrong type, missing field).
-
-    The gate treats it as a reason to send the decision to a person (fail closed).
-    """
