@@ -378,7 +378,7 @@ def test_slow_checks_fail_closed(sqlite_store: GateStore, clock: Clock) -> None:
 
 
 class _HeldFirstCommit(Gate):
-    """Holds its first group commit until seven more submitters queue behind it."""
+    """Holds its first group commit until eight more submitters queue behind it."""
 
     sizes: list[int]
 
@@ -386,7 +386,7 @@ class _HeldFirstCommit(Gate):
         self.sizes.append(len(batch))
         if len(self.sizes) == 1:
             deadline = time.monotonic() + 10
-            while len(self._commits._queue) < 7 and time.monotonic() < deadline:
+            while len(self._commits._queue) < 8 and time.monotonic() < deadline:
                 time.sleep(0.005)
         super()._commit_batch(batch)
 
