@@ -1,7 +1,8 @@
 """Policy-language measurement for the constitution: CEL (two engines) against Cedar.
 
-The constitution's rule conditions need a maintained policy language. This script expresses the
-same six conditions (the default constitution's) in CEL and in Cedar and measures, per engine:
+The constitution's rule conditions need a maintained policy language. This script expresses six
+of the default constitution's seven conditions (all but ``!decision.valid``) in CEL and in
+Cedar and measures, per engine:
 
 * compile: parsing the six conditions once (what a constitution load costs);
 * eval: deciding one submission against all six conditions, p50 / p99 over many requests
@@ -218,8 +219,9 @@ def main() -> None:
     if not args.no_write:
         body = (
             "## Constitution policy language (`benchmarks/bench_constitution.py`)\n\n"
-            f"{machine_line()}; {args.requests} seeded requests (seed {args.seed}), the six "
-            "conditions of the default constitution, all evaluated per request; the engines are "
+            f"{machine_line()}; {args.requests} seeded requests (seed {args.seed}), six "
+            "of the default constitution's seven conditions (all but `!decision.valid`), all "
+            "evaluated per request; the engines are "
             "checked to fire the same rules on 500 requests before timing. Compile is the best "
             "of 20 loads of all six conditions.\n\n"
             + markdown_table(columns, rows)
