@@ -619,7 +619,7 @@ class Gate:
                     self.actor,
                     Escalation(
                         subject=subject,
-                        reason="; ".join(result.reasons) or "sent to review",
+                        reason=("; ".join(result.reasons) or "sent to review")[:10_000],
                         details={
                             "tenant": submission.tenant,
                             "review_id": result.review_id,
