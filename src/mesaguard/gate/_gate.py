@@ -268,7 +268,8 @@ class Gate:
         Idempotent by ``(tenant, idempotency_key)``: resubmitting returns the stored result
         (``replayed=True``) and never applies twice; reusing a key for a different submission
         raises `IdempotencyConflict`. A store failure raises `StoreUnavailable`: nothing was
-        applied, and the caller may resubmit the same key later.
+        applied, and the caller may resubmit the same key later. Safe to call from many
+        threads: concurrent submissions are logged and stored together (group commit).
         """
         started = time.perf_counter()
         body = submission.model_dump_json()
