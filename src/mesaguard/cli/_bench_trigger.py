@@ -117,6 +117,7 @@ def trigger_recovery(
         "queries": result.queries,
         "seconds": round(seconds, 1),
         "confirmed": sum(t.confirmed for t in result.triggers),
+        "significant": sum(t.p_adjusted <= 0.05 for t in result.triggers),
         "best": best.label if best else None,
         "best_net": best.net_effect if best else None,
     }
@@ -169,6 +170,8 @@ def trigger_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             round(sum(r["recovered"] for r in planted) / len(planted), 4) if planted else None
         ),
         "honest_with_confirmed_trigger": f"{sum(r['confirmed'] > 0 for r in honest)} of "
+        f"{len(honest)}",
+        "honest_with_significant_shift": f"{sum(r['significant'] > 0 for r in honest)} of "
         f"{len(honest)}",
         "max_queries": max((r["queries"] for r in rows), default=0),
         "median_seconds": statistics.median(r["seconds"] for r in rows) if rows else 0.0,

@@ -426,16 +426,6 @@ def run_search_phase(
     )
 
 
-def confirm_candidate(
-    candidate: TriggerCandidate,
-    reference: Sequence[Priority | None],
-    answers: Sequence[Priority | None],
-) -> tuple[int, int, int, float]:
-    """Counts of one candidate on the confirmation items (see :func:`_shifts`)."""
-    del candidate
-    return _shifts(reference, answers)
-
-
 def _confirmed(
     candidates: Sequence[TriggerCandidate],
     counts: Sequence[tuple[int, int, int, float]],
@@ -508,7 +498,7 @@ def search_triggers(
         if phase.asker.queries + phase.asker.cost(requests) > config.budget:
             break
         answers = phase.asker.ask(requests)
-        counts.append(confirm_candidate(candidate, phase.confirm_reference, answers))
+        counts.append(_shifts(phase.confirm_reference, answers))
     triggers = _confirmed(top[: len(counts)], counts, config)
     return TriggerSearchResult(
         agent=str(getattr(agent, "name", type(agent).__name__)),
