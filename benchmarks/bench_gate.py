@@ -121,6 +121,36 @@ def _row(name: str, samples: Samples, queued: float) -> tuple[object, ...]:
     )
 
 
+def _pg_database(admin_url: str) -> tuple[str, Callable[[], None]] | None:
+    """A fresh PostgreSQL database and a function that drops it; None if unreachable."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    name = f"bench_gate_{os.getpid()}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as error:
+        print(f"PostgreSQL row skipped: {error.orig}")
+        admin.dispose()
+        return None
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+    return admin_url.rsplit("/", 1)[0] + f"/{name}", drop
+
+
 def _concurrent(threads: int, n: int, seed: int, constitution: Constitution) -> tuple[object, ...]:
     """Throughput of ``threads`` submitters sharing one gate with a durable log."""
     sizes: list[int] = []
@@ -175,6 +205,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument(
+        "--pg-admin",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        help="PostgreSQL URL used to create a scratch database for the PostgreSQL row "
+        "('' to skip it)",
+    )
+    parser.add_argument(
         "--threads", type=int, nargs="+", default=[1, 4, 16], help="concurrent submitters"
     )
     args = parser.parse_args()
@@ -196,10 +232,17 @@ def main() -> None:
         ("gate, SQLite store + durable ledger (full)", "normal", "full"),
         ("gate, durable store + durable ledger (full)", "full", "full"),
     ]
+    pg_database = _pg_database(args.pg_admin) if args.pg_admin else None
+    if pg_database is not None:
+        setups.append(("gate, PostgreSQL store (127.0.0.1), no ledger", "postgres", None))
     for name, store_durability, ledger_durability in setups:
         with tempfile.TemporaryDirectory() as directory:
             root = Path(directory)
-            store = GateStore(root / "gate.sqlite", durability=store_durability)  # type: ignore[arg-type]
+            store = (
+                GateStore(pg_database[0])
+                if store_durability == "postgres" and pg_database is not None
+                else GateStore(root / "gate.sqlite", durability=store_durability)  # type: ignore[arg-type]
+            )
             ledger = (
                 None
                 if ledger_durability is None
@@ -226,6 +269,9 @@ def main() -> None:
             store.close()
             if ledger is not None:
                 ledger.close()
+
+    if pg_database is not None:
+        pg_database[1]()
 
     concurrent_rows = [
         _concurrent(threads, args.n, args.seed, constitution) for threads in args.threads
