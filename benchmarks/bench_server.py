@@ -111,10 +111,10 @@ def start_server(
     ]
     if cpus and shutil.which("taskset"):
         command = ["taskset", "-c", cpus, *command]
-    log = (workdir / "server.log").open("wb")
-    process = subprocess.Popen(
-        command, cwd=workdir, env={**os.environ, **settings.to_env()}, stdout=log, stderr=log
-    )
+    with (workdir / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=workdir, env={**os.environ, **settings.to_env()}, stdout=log, stderr=log
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
