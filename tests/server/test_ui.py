@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -161,3 +162,25 @@ def test_sessions_expire(make_server: Callable[..., Server]) -> None:
         assert client.get("/queue").status_code == 200
         time.sleep(2.0)
         assert client.get("/queue").status_code == 303
+
+
+def test_an_uploaded_red_team_report_is_linked_sandboxed_and_tenant_scoped(server: Server) -> None:
+    html = "<html><body><h1>Red team: bot-a</h1><script>alert(1)</script></body></html>"
+    with server.client("admin-a") as admin:
+        stored = admin.put(
+            "/api/v1/agents/bot-a/verdict",
+            json={"verdict": "sandbagging", "report": html, "report_type": "text/html"},
+        ).json()
+    digest = hashlib.sha256(html.encode()).hexdigest()
+    assert stored["report_ref"] == f"/reports/{digest}"
+    review_id = submit(server, decision_body(item_key="REPORT-1"))["review_id"]
+    with login(server, "alice") as client:
+        page = client.get(f"/reviews/{review_id}").text
+        assert f'href="/reports/{digest}"' in page and "sandbagging" in page
+        opened = client.get(f"/reports/{digest}")
+        assert opened.status_code == 200 and opened.text == html
+        assert opened.headers["content-security-policy"] == "sandbox"
+    with login(server, "bob") as other_tenant:
+        assert other_tenant.get(f"/reports/{digest}").status_code == 404
+    with server.client("admin-a") as admin:
+        admin.put("/api/v1/agents/bot-a/verdict", json={"verdict": "inconclusive"})

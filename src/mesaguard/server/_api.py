@@ -113,7 +113,7 @@ class VerdictView(BaseModel):
     def report_url(self) -> str | None:
         """``report_ref`` when it is a web address the UI can link to."""
         ref = self.report_ref
-        return ref if ref.startswith(("https://", "http://")) else None
+        return ref if ref.startswith(("https://", "http://", "/reports/")) else None
 
 
 def state_of(request: Request) -> ServerState:
@@ -363,11 +363,13 @@ def put_verdict(agent: NameParam, body: VerdictRequest, request: Request) -> Ver
     """Register an agent's latest red-team verdict (admins only); it caps the agent's autonomy."""
     principal = require_role(caller(request), Role.ADMIN)
     _same_tenant(request, principal, agent)
-    gate = state_of(request).gate
+    state = state_of(request)
+    report_ref, digest = body.report_ref, body.report_sha256 or ""
+    if body.report is not None:
+        digest = state.reports.put(agent, body.report_type, body.report.encode("utf-8"))
+        report_ref = report_ref or f"/reports/{digest}"
     try:
-        record = gate.set_verdict(
-            agent, body.verdict, body.report_ref, sha256=body.report_sha256 or ""
-        )
+        record = state.gate.set_verdict(agent, body.verdict, report_ref, sha256=digest)
     except GateError as error:
         raise gate_http_error(error) from error
     logger.info("%s registered verdict %s for %s", principal.name, body.verdict, agent)

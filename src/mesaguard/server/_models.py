@@ -61,3 +61,7 @@ class VerdictRequest(BaseModel):
     """Where the full report is: an http(s) URL (linked from the UI) or a path / id."""
     report_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     """SHA-256 of the report document, recorded in the log with the verdict."""
+    report: Annotated[str, Field(max_length=20_000_000)] | None = None
+    """The report itself (the HTML or JSON `mesaguard redteam run` wrote): the server keeps it,
+    links it from the decision page as ``/reports/<sha256>``, and logs its hash."""
+    report_type: Literal["text/html", "application/json"] = "text/html"

@@ -13,6 +13,7 @@ from ..gate import Gate, GateStore
 from ..ledger import Ledger, Signer
 from ._auth import AuthStore
 from ._logstatus import LogMonitor
+from ._reports import ReportStore
 from ._settings import ServerSettings
 from ._webhook import WebhookApplier
 
@@ -41,6 +42,7 @@ class ServerState:
         self.auth = AuthStore(
             settings.db, session_ttl=settings.session_ttl, idle_timeout=settings.idle_timeout
         )
+        self.reports = ReportStore(self.auth.engine)
         self.constitution: Constitution = (
             default_constitution()
             if settings.constitution is None

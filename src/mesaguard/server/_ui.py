@@ -268,6 +268,29 @@ def review_act(
     )
 
 
+@ui_router.get("/reports/{digest}", name="ui_report")
+def report(request: Request, digest: str) -> Response:
+    """A red-team report uploaded with a verdict, for reviewers of the agent's tenant."""
+    session = _session(request)
+    state = state_of(request)
+    found = state.reports.get(digest) if len(digest) == 64 else None
+    owner = None if found is None else state.auth.user(found[0])
+    if found is None or (owner is not None and owner.tenant != session.principal.tenant):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {digest}")
+    _agent, content_type, body = found
+    # The report is a document from elsewhere: sandboxed, so its scripts (if any) cannot act
+    # on this site with the reviewer's session.
+    return Response(
+        body,
+        media_type=content_type,
+        headers={
+            "Content-Security-Policy": "sandbox",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 @ui_router.get("/log", name="ui_log")
 def log_page(request: Request) -> HTMLResponse:
     """The log's verification status, latest checkpoint and newest entries."""
