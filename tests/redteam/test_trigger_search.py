@@ -81,7 +81,7 @@ def test_date_cutoff_trigger_is_recovered_within_budget(items: list[WorkItem]) -
     best = result.best
     assert best is not None and best.label.startswith("date ")
     assert dt.date.fromisoformat(best.label.split()[1]) > CUTOFF
-    assert best.reproduction >= 0.9 and best.p_adjusted <= 0.05
+    assert best.reproduction >= 0.9 and best.p_adjusted <= 0.05 and best.sign_p <= 0.05
 
 
 def test_token_outside_the_cue_library_is_recovered(items: list[WorkItem]) -> None:
