@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/vs_inspect.py
 	$(BIN)/python benchmarks/bench_constitution.py
 	$(BIN)/python benchmarks/bench_gate.py
+	$(BIN)/python benchmarks/bench_server.py --cpus 0,1
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import httpx
 
+import mesaguard
 from _report import machine_line, markdown_table, print_table, write_section
 from mesaguard.agents import Decision
 from mesaguard.gate import AutonomyLevel, GateConfig, Role, Submission
@@ -311,7 +312,7 @@ def main() -> None:
     body = "\n\n".join(
         [
             "## Review server over HTTP (`benchmarks/bench_server.py`)",
-            f"Machine: {machine_line()}; {pinned}; mesaguard {version('mesaguard')}, "
+            f"Machine: {machine_line()}; {pinned}; mesaguard {mesaguard.__version__}, "
             f"uvicorn {version('uvicorn')}, FastAPI {version('fastapi')}; seed {SEED}.",
             "Each request submits one decision (`POST /api/v1/decisions`, bearer token, JSON "
             "body) to a real `uvicorn` server with a SQLite gate store and a durable Ethics "
