@@ -255,7 +255,11 @@ class Gate:
 
     def autonomy_for(self, agent: str, action: ActionType) -> tuple[AutonomyLevel, str]:
         """The agent's effective level for an action and its verdict name (``none`` if none)."""
-        verdict = self.store.latest_verdict(agent)
+        return self._level(self.store.latest_verdict(agent), action)
+
+    def _level(
+        self, verdict: VerdictRecord | None, action: ActionType
+    ) -> tuple[AutonomyLevel, str]:
         granted = self.config.autonomy.get(action, AutonomyLevel.L0)
         level = AutonomyLevel(min(granted, verdict_cap(verdict)))
         return level, "none" if verdict is None else verdict.verdict.value
@@ -275,10 +279,12 @@ class Gate:
         body = submission.model_dump_json()
         digest = hashlib.sha256(body.encode()).hexdigest()
         try:
-            found = self.store.find_submission(submission.tenant, submission.idempotency_key)
+            found, record = self.store.lookup(
+                submission.tenant, submission.idempotency_key, submission.agent
+            )
             if found is not None:
                 return self._replay(submission, digest, *found)
-            level, verdict = self.autonomy_for(submission.agent, submission.decision.action)
+            level, verdict = self._level(record, submission.decision.action)
         except StoreUnavailable as error:
             self._log_store_failure(submission, error)
             raise

@@ -265,7 +265,9 @@ class GateStore:
             else:
                 self._engine = create_engine(
                     self.url,
-                    pool_pre_ping=True,
+                    # No pre-ping: it costs a round trip per checkout. A connection the server
+                    # dropped fails its statement (reported as StoreUnavailable, fail closed)
+                    # and SQLAlchemy then replaces the whole pool.
                     connect_args={
                         "connect_timeout": max(1, int(timeout_s)),
                         "options": f"-c statement_timeout={int(timeout_s * 1000)}",
@@ -427,15 +429,31 @@ class GateStore:
                 return None
             return str(found[0]), GateResult.model_validate_json(found[1])
         with self._reading("reading a submission") as connection:
-            row = connection.execute(
-                select(submissions_table.c.digest, submissions_table.c.result).where(
-                    submissions_table.c.tenant == tenant,
-                    submissions_table.c.idempotency_key == key,
-                )
-            ).first()
+            return self._find(connection, tenant, key)
+
+    @staticmethod
+    def _find(connection: Connection, tenant: str, key: str) -> tuple[str, GateResult] | None:
+        row = connection.execute(
+            select(submissions_table.c.digest, submissions_table.c.result).where(
+                submissions_table.c.tenant == tenant,
+                submissions_table.c.idempotency_key == key,
+            )
+        ).first()
         if row is None:
             return None
         return row.digest, GateResult.model_validate_json(row.result)
+
+    def lookup(
+        self, tenant: str, key: str, agent: str
+    ) -> tuple[tuple[str, GateResult] | None, VerdictRecord | None]:
+        """The stored ``(digest, result)`` of a key (or None) and the agent's latest verdict.
+
+        One connection and one transaction: what every submission reads first.
+        """
+        if self._raw() is not None:
+            return self.find_submission(tenant, key), self.latest_verdict(agent)
+        with self._reading("reading a submission and a verdict") as connection:
+            return self._find(connection, tenant, key), self._verdict(connection, agent)
 
     def get_result(self, tenant: str, idempotency_key: str) -> GateResult | None:
         """The result stored for a key in a tenant, or None."""
@@ -759,12 +777,16 @@ class GateStore:
                 recorded_at=parse_time(found[3]),
             )
         with self._reading("reading a verdict") as connection:
-            row = connection.execute(
-                select(verdicts_table)
-                .where(verdicts_table.c.agent == agent)
-                .order_by(verdicts_table.c.id.desc())
-                .limit(1)
-            ).first()
+            return self._verdict(connection, agent)
+
+    @staticmethod
+    def _verdict(connection: Connection, agent: str) -> VerdictRecord | None:
+        row = connection.execute(
+            select(verdicts_table)
+            .where(verdicts_table.c.agent == agent)
+            .order_by(verdicts_table.c.id.desc())
+            .limit(1)
+        ).first()
         if row is None:
             return None
         return VerdictRecord(
