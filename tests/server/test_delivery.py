@@ -97,9 +97,13 @@ def test_a_receiver_that_is_down_loses_nothing(make_server: Callable[..., Server
     down = Receiver()
     url = down.url
     down.httpd.server_close()  # nobody listens on this port now: connection refused
-    server = make_server(gate=autonomous_gate(), webhook_url=url, deliver_interval=0.1)
+    gate = autonomous_gate().model_copy(update={"review_ttl": dt.timedelta(seconds=1)})
+    server = make_server(gate=gate, webhook_url=url, deliver_interval=0.1, monitor_interval=0.2)
     with server.client("admin-a") as admin:
         admin.put("/api/v1/agents/bot-a/verdict", json={"verdict": "robustly-aligned"})
+    # A queued decision nobody decides expires to the safe default: never applied.
+    unreviewed = submit(server, decision_body(item_key="D-EXPIRE"))
+    assert unreviewed["outcome"] == "queued"
     results = [
         submit(
             server,
@@ -109,6 +113,9 @@ def test_a_receiver_that_is_down_loses_nothing(make_server: Callable[..., Server
     ]
     assert all(r["outcome"] == "applied" for r in results)
     time.sleep(1.5)  # several failed passes
+    with server.client("alice") as alice:
+        expired = alice.get(f"/api/v1/reviews/{unreviewed['review_id']}").json()
+    assert expired["state"] == "expired" and expired["actions"][-1]["action"] == "expire"
     server.stop()
     # The outbox still holds every decision, pending, with its error.
     store = GateStore(server.settings.db)

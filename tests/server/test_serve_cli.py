@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 import time
@@ -93,11 +94,28 @@ def setup_users(db: str, tenant: str) -> tuple[str, str]:
 def test_mesaguard_serve_with_two_workers_on_sqlite(tmp_path: Path) -> None:
     db = str(tmp_path / "gate.sqlite")
     agent_token, reviewer_token = setup_users(db, "ops")
+    gate_config = tmp_path / "gate.yaml"
+    gate_config.write_text("autonomy: {set_priority: 1}\nreview_ttl: PT2H\n", encoding="utf-8")
     process, url = serve(
-        tmp_path, "--db", db, "--ledger", str(tmp_path / "log.sqlite"), "--workers", "2"
+        tmp_path,
+        "--db",
+        db,
+        "--ledger",
+        str(tmp_path / "log.sqlite"),
+        "--workers",
+        "2",
+        "--gate-config",
+        str(gate_config),
     )
     try:
         round_trip(url, agent_token, reviewer_token, "ops")
+        reviews = httpx.get(
+            url + "/api/v1/reviews?state=approved",
+            headers={"Authorization": f"Bearer {reviewer_token}"},
+        ).json()
+        created = dt.datetime.fromisoformat(reviews[0]["created_at"])
+        expires = dt.datetime.fromisoformat(reviews[0]["expires_at"])
+        assert expires - created == dt.timedelta(hours=2), "--gate-config was not applied"
     finally:
         stop(process)
 

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+import yaml
 from rich.table import Table
 
 from ._common import console
 
 if TYPE_CHECKING:
+    from ..gate import GateConfig
     from ..server import AuthStore
 
 serve_app = typer.Typer(
@@ -93,6 +95,23 @@ def serve(
             help="Key for the webhook's X-Mesaguard-Signature (HMAC-SHA256) header.",
         ),
     ] = None,
+    gate_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--gate-config",
+            help="YAML or JSON of the gate's settings: autonomy per action (e.g. "
+            "{autonomy: {set_priority: 1}}), min_confidence, audit_rate, review_ttl, four_eyes.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    canary_agent: Annotated[
+        str | None,
+        typer.Option(
+            "--canary-agent",
+            help="Agent spec the gate re-asks under an observed framing (runtime canary).",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     secure_cookies: Annotated[
         bool, typer.Option(help="Mark cookies Secure (behind HTTPS).")
@@ -107,6 +126,8 @@ def serve(
     from ..server import ServerSettings, run_server
 
     settings = ServerSettings(
+        gate=_gate_config(gate_config),
+        canary_agent=canary_agent,
         db=db,
         ledger=ledger,
         log_key=log_key,
@@ -118,6 +139,21 @@ def serve(
     )
     console.print(f"mesaguard review server on http://{host}:{port}/ (queue: {db}, log: {ledger})")
     run_server(settings, host=host, port=port, workers=workers)
+
+
+def _gate_config(path: Path | None) -> GateConfig:
+    from pydantic import ValidationError
+
+    from ..gate import GateConfig
+    from ..server import ServerConfigError
+
+    if path is None:
+        return GateConfig()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return GateConfig.model_validate(data)
+    except (yaml.YAMLError, ValidationError) as error:
+        raise ServerConfigError(f"--gate-config {path}: {error}") from error
 
 
 @serve_app.command("openapi")
