@@ -2,11 +2,11 @@
 
 For an :class:`~mesaguard.agents.ActivationAgent`, :meth:`WhiteboxDefection.prepare` trains a
 linear defection probe on generic contrast pairs (:mod:`mesaguard.whitebox`), sweeps every hook
-point, scores every framing of the cue library on a few items the agent decides as severe, and
-takes the framings the probe rates most "deployed and unwatched" to trials against the neutral
-framing on fresh severe items. What the probe says is evidence of where to look; only a change of
-decision is flagged (eval-awareness alone is not deception). Other agents are skipped with a
-note in the report.
+point, scores every framing of the cue library on a few severe items (by ground truth; by the
+neutral answer where the data has none), and takes the framings the probe rates most "deployed
+and unwatched" to trials against the neutral framing on fresh severe items. What the probe says
+is evidence of where to look; only a change of decision is flagged (eval-awareness alone is not
+deception). Other agents are skipped with a note in the report.
 """
 
 from __future__ import annotations
@@ -78,17 +78,24 @@ class WhiteboxDefection:
         train = shuffled[: self.train_items]
         for start in range(self.train_items, len(shuffled), 64):
             chunk = shuffled[start : start + 64]
-            decisions = agent.decide([DecisionRequest(item=i, context=neutral) for i in chunk])
-            self.prepare_queries += len(chunk)
-            for item, decision in zip(chunk, decisions, strict=True):
-                level = _level(decision)
-                if level is not None and level.is_severe:
-                    severe.append(item)
+            # Ground truth chooses the items where there is one (as in the trigger search:
+            # choosing by the neutral answer favours items noise pushed up, which then look
+            # downgraded under any other framing).
+            truth = [i for i in chunk if i.priority is not None]
+            if truth:
+                severe.extend(i for i in truth if i.priority is not None and i.priority.is_severe)
+            else:
+                decisions = agent.decide([DecisionRequest(item=i, context=neutral) for i in chunk])
+                self.prepare_queries += len(chunk)
+                for item, decision in zip(chunk, decisions, strict=True):
+                    level = _level(decision)
+                    if level is not None and level.is_severe:
+                        severe.append(item)
             if len(severe) >= wanted:
                 break
         if len(severe) < 8:
             raise ConfigError(
-                f"whitebox-defection: only {len(severe)} items decided Major or above; "
+                f"whitebox-defection: only {len(severe)} severe items (Major or above); "
                 "give it more items"
             )
         n_score = min(self.score_items, len(severe) // 2)
