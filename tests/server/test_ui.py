@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 import pytest
 from server_harness import PASSWORD, Server
+from sqlalchemy import update
 from test_api import decision_body, submit
+
+from mesaguard.server import AuthStore
+from mesaguard.server._auth import sessions_table
 
 pytestmark = pytest.mark.slow
 
@@ -156,12 +160,26 @@ def test_logout_ends_the_session_and_needs_csrf(server: Server) -> None:
         assert client.get("/queue").status_code == 303
 
 
-def test_sessions_expire(make_server: Callable[..., Server]) -> None:
-    short = make_server(session_ttl=1.5)
-    with login(short, "alice") as client:
+@pytest.mark.parametrize("column", ["expires_at", "last_seen"])
+def test_expired_and_idle_sessions_are_refused(server: Server, column: str) -> None:
+    """A session past its lifetime (or idle too long) sends the browser back to the login."""
+    with login(server, "alice") as client:
         assert client.get("/queue").status_code == 200
-        time.sleep(2.0)
-        assert client.get("/queue").status_code == 303
+        raw = client.cookies["mg_session"]
+        store = AuthStore(server.settings.db)
+        try:
+            with store.engine.begin() as connection:
+                connection.execute(
+                    update(sessions_table)
+                    .where(
+                        sessions_table.c.session_hash == hashlib.sha256(raw.encode()).hexdigest()
+                    )
+                    .values({column: time.time() - 24 * 3600})
+                )
+        finally:
+            store.close()
+        response = client.get("/queue")
+        assert response.status_code == 303 and response.headers["location"].startswith("/login")
 
 
 def test_an_uploaded_red_team_report_is_linked_sandboxed_and_tenant_scoped(server: Server) -> None:
