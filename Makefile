@@ -18,6 +18,31 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@$(MAKE) --no-print-directory chromium
 	touch $(STAMP)
 
+# llama-cpp-python (the real llama.cpp server of the `llm` test tier) compiles from source for
+# many minutes, so its wheel is built once into a cache outside the checkout that survives
+# between runs on this machine, and installed from there. No BLAS, portable CPU code, no
+# examples, tests or bundled server binaries.
+LLAMA_CPP_VERSION ?= 0.3.16
+WHEEL_CACHE ?= $${XDG_CACHE_HOME:-$$HOME/.cache}/mesaguard/wheels
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BLAS=OFF -DGGML_OPENMP=OFF -DLLAMA_CURL=OFF \
+	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF
+LLAMA_STAMP := $(VENV)/.llama-cpp-$(LLAMA_CPP_VERSION)
+
+$(LLAMA_STAMP): $(STAMP)
+	@wheels="$(WHEEL_CACHE)"; mkdir -p "$$wheels"; \
+	if ! ls "$$wheels"/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
+		echo "building llama-cpp-python $(LLAMA_CPP_VERSION) once into $$wheels (minutes)"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 nice -n 10 \
+			$(BIN)/pip wheel --quiet --no-deps --wheel-dir "$$wheels" \
+			'llama-cpp-python==$(LLAMA_CPP_VERSION)' || exit 1; \
+	fi; \
+	$(BIN)/pip install --quiet --no-deps "$$wheels"/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl \
+		&& $(BIN)/pip install --quiet --find-links "$$wheels" \
+			'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)'
+	touch $@
+
+llama-cpp: $(LLAMA_STAMP)
+
 install: $(STAMP)
 
 # The browser tests drive Debian's chromium (never `playwright install`). Installed only as root
@@ -37,7 +62,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+test: lint $(LLAMA_STAMP)
 	$(BIN)/pytest
 
 test-quick: $(STAMP)
