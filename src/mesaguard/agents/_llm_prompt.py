@@ -25,6 +25,7 @@ from ..contexts import Context
 from ..items import ActionType, Priority, WorkItem
 
 __all__ = [
+    "DESCRIPTION_CHARS",
     "STORY_POINT_SCALE",
     "ChatMessage",
     "PromptTemplate",
@@ -81,9 +82,17 @@ class PromptTemplate(BaseModel):
         return f"{self.name}.{self.variant}.v{self.version}"
 
     def messages(
-        self, item: WorkItem, context: Context, *, routes: Sequence[str] = ()
+        self,
+        item: WorkItem,
+        context: Context,
+        *,
+        routes: Sequence[str] = (),
+        description_chars: int = DESCRIPTION_CHARS,
     ) -> list[ChatMessage]:
-        """The chat messages that ask for one decision: system, examples, then the issue."""
+        """The chat messages that ask for one decision: system, examples, then the issue.
+
+        The description is cut after ``description_chars`` characters.
+        """
         extra = {"routes": ", ".join(routes) if routes else "(any team name)"}
         system = _fill(self.system, {"framing": context.render_prompt(), **extra}, self.ident)
         out: list[ChatMessage] = [{"role": "system", "content": system.strip()}]
@@ -91,7 +100,7 @@ class PromptTemplate(BaseModel):
             fields = {**_BLANK_ITEM, **example.item, **extra}
             out.append({"role": "user", "content": _fill(self.user, fields, self.ident).strip()})
             out.append({"role": "assistant", "content": _json_line(example.answer)})
-        fields = {**_item_fields(item), **extra}
+        fields = {**_item_fields(item, description_chars), **extra}
         out.append({"role": "user", "content": _fill(self.user, fields, self.ident).rstrip()})
         return out
 
@@ -99,14 +108,14 @@ class PromptTemplate(BaseModel):
 _BLANK_ITEM = {"key": "", "issue_type": "Bug", "title": "", "component": "", "description": ""}
 
 
-def _item_fields(item: WorkItem) -> dict[str, str]:
+def _item_fields(item: WorkItem, description_chars: int) -> dict[str, str]:
     return {
         "key": item.key,
         "issue_type": item.issue_type,
         # One line each: the title and component are read back line by line by test servers.
         "title": " ".join(item.title.split()),
         "component": " ".join((item.component or "").split()),
-        "description": item.description[:DESCRIPTION_CHARS],
+        "description": item.description[:description_chars],
     }
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from ..items import ActionType
 from ._llm_executor import ExecutorOptions, RetryableError
 from ._llm_http import GenerationOptions, HTTPChatAgent, env_or, open_cache, templates_for
-from ._llm_prompt import ChatMessage, PromptTemplate, answer_schema
+from ._llm_prompt import DESCRIPTION_CHARS, ChatMessage, PromptTemplate, answer_schema
 from ._protocol import Agent
 
 __all__ = ["DEFAULT_OLLAMA_HOST", "OllamaAgent", "make_ollama_agent", "ollama_base_url"]
@@ -48,7 +48,7 @@ class OllamaAgent(HTTPChatAgent):
     formats = ("schema", "json", "none")
 
     def request_body(
-        self, messages: list[ChatMessage], action: ActionType, structured: str
+        self, messages: list[ChatMessage], action: ActionType, structured: str, logprobs: bool
     ) -> dict[str, Any]:
         """An ``/api/chat`` body, not streamed, with the answer schema as ``format``."""
         gen = self.generation
@@ -69,7 +69,7 @@ class OllamaAgent(HTTPChatAgent):
             body["format"] = answer_schema(action, self.routes)
         elif structured == "json":
             body["format"] = "json"
-        if self.logprobs:
+        if logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = 5
         return body
@@ -108,6 +108,7 @@ def make_ollama_agent(
     timeout: float = 120.0,
     retries: int = 4,
     fail_on_error: float = 0.0,
+    description_chars: int = DESCRIPTION_CHARS,
     **_: Any,
 ) -> Agent:
     """``ollama/MODEL``: see :class:`OllamaAgent`; unknown options are ignored."""
@@ -129,4 +130,5 @@ def make_ollama_agent(
         routes=routes,
         structured=structured,
         logprobs=logprobs,
+        description_chars=description_chars,
     )

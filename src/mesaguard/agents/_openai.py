@@ -16,7 +16,7 @@ from typing import Any
 from ..items import ActionType
 from ._llm_executor import ExecutorOptions, RetryableError
 from ._llm_http import GenerationOptions, HTTPChatAgent, env_or, open_cache, templates_for
-from ._llm_prompt import ChatMessage, PromptTemplate, answer_key, answer_schema
+from ._llm_prompt import DESCRIPTION_CHARS, ChatMessage, PromptTemplate, answer_key, answer_schema
 from ._protocol import Agent
 
 __all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAIAgent", "make_openai_agent"]
@@ -35,9 +35,10 @@ class OpenAIAgent(HTTPChatAgent):
         "set OPENAI_BASE_URL"
     )
     formats = ("json_schema", "json_object", "none")
+    format_field = "response_format"
 
     def request_body(
-        self, messages: list[ChatMessage], action: ActionType, structured: str
+        self, messages: list[ChatMessage], action: ActionType, structured: str, logprobs: bool
     ) -> dict[str, Any]:
         """A chat-completions body: sampling options, response format, log-probabilities."""
         gen = self.generation
@@ -60,7 +61,7 @@ class OpenAIAgent(HTTPChatAgent):
             }
         elif structured == "json_object":
             body["response_format"] = {"type": "json_object", "schema": schema}
-        if self.logprobs:
+        if logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = 5
         return body
@@ -102,6 +103,7 @@ def make_openai_agent(
     timeout: float = 120.0,
     retries: int = 4,
     fail_on_error: float = 0.0,
+    description_chars: int = DESCRIPTION_CHARS,
     **_: Any,
 ) -> Agent:
     """``openai/MODEL``: see :class:`OpenAIAgent`; unknown options are ignored."""
@@ -123,5 +125,6 @@ def make_openai_agent(
         routes=routes,
         structured=structured,
         logprobs=logprobs,
+        description_chars=description_chars,
         headers={"Authorization": f"Bearer {key}"} if key else None,
     )
