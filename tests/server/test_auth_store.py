@@ -137,3 +137,23 @@ def test_cli_refuses_an_unknown_role(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "agent, reviewer or admin" in str(result.exception)
+
+
+def test_repeated_wrong_passwords_lock_the_name_for_a_while(tmp_path: Path) -> None:
+    store = AuthStore(
+        tmp_path / "u.sqlite", password_hasher=FAST, max_failures=3, lockout_seconds=0.5
+    )
+    store.add_user("alice", role=Role.REVIEWER, password="the-right-one")
+    store.check_password("alice", "the-right-one")
+    for _ in range(3):
+        with pytest.raises(AuthError, match="wrong user name or password"):
+            store.check_password("alice", "a-wrong-guess")
+    with pytest.raises(AuthError, match="too many failed logins"):
+        store.check_password("alice", "the-right-one")
+    time.sleep(0.6)
+    assert store.check_password("alice", "the-right-one").name == "alice"
+    # A success clears the count: three more misses are needed to lock again.
+    for _ in range(2):
+        with pytest.raises(AuthError, match="wrong"):
+            store.check_password("alice", "a-wrong-guess")
+    assert store.check_password("alice", "the-right-one").name == "alice"

@@ -110,7 +110,10 @@ def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(GateError)
     async def _gate(request: Request, error: GateError) -> Response:
         mapped = gate_http_error(error)
-        return _error_response(request, mapped.status_code, str(mapped.detail))
+        response = _error_response(request, mapped.status_code, str(mapped.detail))
+        if mapped.headers:
+            response.headers.update(mapped.headers)
+        return response
 
     # A store that fails is reported, never a 500: the gate has already sent the decision to
     # review or not recorded it at all, and the caller may retry with the same key.

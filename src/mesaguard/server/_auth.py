@@ -25,11 +25,13 @@ from sqlalchemy import (
     Engine,
     Float,
     ForeignKey,
+    Integer,
     MetaData,
     String,
     Table,
     Text,
     delete,
+    func,
     insert,
     select,
     update,
@@ -133,6 +135,14 @@ sessions_table = Table(
     Column("last_seen", Float, nullable=False),
 )
 
+failures_table = Table(
+    "server_login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+)
+
 secrets_table = Table(
     "server_secrets",
     metadata,
@@ -150,6 +160,8 @@ class AuthStore:
 
     ``target`` is a SQLite path or a SQLAlchemy URL; the tables are created when missing.
     ``session_ttl`` bounds a session's life from login, ``idle_timeout`` from its last request.
+    ``max_failures`` wrong passwords within ``lockout_seconds`` lock a user name for the rest of
+    that window.
     """
 
     def __init__(
@@ -160,8 +172,12 @@ class AuthStore:
         idle_timeout: float = 30 * 60,
         token_cache_seconds: float = 2.0,
         password_hasher: PasswordHasher | None = None,
+        max_failures: int = 10,
+        lockout_seconds: float = 15 * 60,
     ) -> None:
         self.target = str(target)
+        self.max_failures = max_failures
+        self.lockout_seconds = lockout_seconds
         self.session_ttl = session_ttl
         self.idle_timeout = idle_timeout
         self._engine: Engine = make_engine(target)
@@ -264,7 +280,38 @@ class AuthStore:
         return None if row is None else Principal(name=name, role=Role(row[0]), tenant=row[1])
 
     def check_password(self, name: str, password: str) -> Principal:
-        """The user if ``password`` is theirs; `AuthError` (one message for every miss) if not."""
+        """The user if ``password`` is theirs; `AuthError` (one message for every miss) if not.
+
+        After ``max_failures`` wrong passwords for one user name within ``lockout_seconds`` the
+        name is refused without checking until the window has passed, so an online guesser gets
+        a handful of tries per window, whoever the name belongs to.
+        """
+        now = time.time()
+        with self._engine.connect() as connection:
+            recent = connection.execute(
+                select(func.count())
+                .select_from(failures_table)
+                .where(
+                    failures_table.c.name == name,
+                    failures_table.c.at > now - self.lockout_seconds,
+                )
+            ).scalar_one()
+        if recent >= self.max_failures:
+            raise AuthError(
+                f"too many failed logins for {name!r}; try again in "
+                f"{max(1, round(self.lockout_seconds / 60))} minutes"
+            )
+        try:
+            return self._check_password(name, password)
+        except AuthError:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    delete(failures_table).where(failures_table.c.at < now - self.lockout_seconds)
+                )
+                connection.execute(insert(failures_table), {"name": name, "at": now})
+            raise
+
+    def _check_password(self, name: str, password: str) -> Principal:
         with self._engine.connect() as connection:
             row = connection.execute(
                 select(users_table.c.role, users_table.c.tenant, users_table.c.password_hash).where(
@@ -285,6 +332,8 @@ class AuthStore:
                     .where(users_table.c.name == name)
                     .values(password_hash=self._hasher.hash(password))
                 )
+        with self._engine.begin() as connection:
+            connection.execute(delete(failures_table).where(failures_table.c.name == name))
         return Principal(name=name, role=Role(row[0]), tenant=row[1])
 
     # --- API tokens ------------------------------------------------------------------------
