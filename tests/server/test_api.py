@@ -236,3 +236,15 @@ def test_the_checked_in_openapi_schema_matches_the_server() -> None:
 def test_the_served_schema_is_the_checked_in_one(server: Server) -> None:
     served = httpx.get(server.url + "/api/v1/openapi.json").json()
     assert served == json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400"])
+def test_infinite_numbers_are_refused_not_a_server_error(server: Server, number: str) -> None:
+    """JSON like 1e400 parses to infinity; it is a 422, never a 500."""
+    body = json.dumps(decision_body(item_key="INF-1")).replace('"Minor"', number, 1)
+    with server.client("bot-a") as client:
+        response = client.post(
+            "/api/v1/decisions", content=body, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "decision", "value"]

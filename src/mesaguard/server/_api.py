@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
@@ -175,6 +176,7 @@ def submit_decision(submission: Submission, request: Request, response: Response
     twice. An agent submits only as itself and only in its own tenant.
     """
     principal = require_role(caller(request), Role.AGENT, Role.ADMIN)
+    _reject_non_finite(submission.model_dump())
     if submission.tenant != principal.tenant:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -189,6 +191,20 @@ def submit_decision(submission: Submission, request: Request, response: Response
         return state_of(request).gate.submit(submission)
     except GateError as error:
         raise gate_http_error(error) from error
+
+
+def _reject_non_finite(value: Any, location: tuple[str | int, ...] = ("body",)) -> None:
+    """Refuse infinities and NaN anywhere in a body (JSON such as ``1e400`` parses to inf)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RequestValidationError(
+            [{"type": "finite_number", "loc": list(location), "msg": "must be a finite number"}]
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _reject_non_finite(item, (*location, str(key)))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _reject_non_finite(item, (*location, index))
 
 
 @api_router.get(

@@ -17,6 +17,7 @@ __all__ = [
 ]
 
 Reason = Annotated[str, Field(min_length=1, max_length=4000)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class ErrorBody(BaseModel):
@@ -46,7 +47,7 @@ class ReviewActionRequest(BaseModel):
     action: Literal["approve", "modify", "reject", "escalate"]
     reason: Reason
     """Why; recorded in the Ethics Review Log with the reviewer's name."""
-    value: str | float | None = None
+    value: Annotated[str, Field(max_length=200)] | FiniteFloat | None = None
     """The corrected value, required for ``modify`` (e.g. a priority name or story points)."""
 
 
