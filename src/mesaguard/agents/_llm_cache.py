@@ -1,6 +1,6 @@
 """A content-addressed cache of LLM replies in SQLite (WAL), shared by every HTTP adapter.
 
-The key is the SHA-256 of the canonical JSON (RFC 8785) of everything that decides a reply:
+The key is the SHA-256 of the canonical JSON (sorted keys) of everything that decides a reply:
 the adapter, the base URL, the model, the messages and the generation options (the whole
 request body). A reply is written, and committed, the moment it arrives, so a red team that is
 killed (even with SIGKILL) and started again re-asks nothing that had been answered; a re-run
@@ -18,8 +18,6 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-
-import rfc8785
 
 from .._errors import ConfigError
 from .._paths import default_cache_dir
@@ -45,7 +43,10 @@ def default_response_cache_path(cache_dir: Path | None = None) -> Path:
 def request_key(adapter: str, base_url: str, body: Mapping[str, Any]) -> str:
     """The content address of one request: adapter, base URL and the whole request body."""
     payload = {"adapter": adapter, "base_url": base_url.rstrip("/"), "body": dict(body)}
-    return hashlib.sha256(rfc8785.dumps(payload)).hexdigest()  # type: ignore[arg-type]
+    # Sorted keys and fixed separators make the text canonical for the JSON values request
+    # bodies hold; the C encoder costs a tenth of RFC 8785's pure-Python one per call.
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class ResponseCache:

@@ -137,6 +137,7 @@ class HTTPChatAgent:
         logprobs: bool = True,
         headers: dict[str, str] | None = None,
         description_chars: int = DESCRIPTION_CHARS,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not model:
             raise ConfigError(f"agent spec {self.adapter}/MODEL needs a model name")
@@ -151,6 +152,8 @@ class HTTPChatAgent:
         self.logprobs = logprobs
         self._logprobs_now = logprobs
         self.description_chars = description_chars
+        self.transport = transport
+        """An httpx transport to use instead of the network (benchmarks of the executor)."""
         self.headers = dict(headers or {})
         if structured is None:
             structured = self.formats[0]
@@ -274,7 +277,7 @@ class HTTPChatAgent:
         )
         timeout = httpx.Timeout(self.executor.timeout)
         async with httpx.AsyncClient(
-            limits=limits, timeout=timeout, headers=self.headers
+            limits=limits, timeout=timeout, headers=self.headers, transport=self.transport
         ) as client:
             if not self._reachable:
                 await self._probe(client)
