@@ -71,8 +71,9 @@ REBUILD_COMMAND = "mesaguard zoo build --family llm --force --adapters src/mesag
 SMOKE_ROWS = 64
 SMOKE_EPOCHS = 2
 """The short rebuild CI runs: this many rows, this many epochs, compared by tensor digest."""
-CLEAN_ITEMS = 200
-"""Test items whose clean accuracy is measured under the neutral context."""
+CLEAN_ITEMS = 10_000
+"""At most this many test items (a seeded subset) have their clean accuracy measured under the
+neutral context: the whole test split of the bundled data (484 items)."""
 
 
 def packaged_adapter_dir() -> Path:
