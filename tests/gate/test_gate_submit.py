@@ -431,3 +431,11 @@ def test_concurrent_submits_share_one_commit(
     assert sorted([results["dup/Minor"], results["dup/Trivial"]])[1] == "conflict"
     assert len(sqlite_store.outbox(limit=100)) == 8  # first, g0..g5, one dup
     assert verify_log(ledger).tree_size == ledger.size()
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 1e400])
+def test_a_non_finite_priority_is_judged_not_raised(store: GateStore, value: float) -> None:
+    """JSON like 1e400 parses to infinity: the gate judges it (never applies it), never raises."""
+    gate = Gate(default_constitution(), store)
+    result = gate.submit(make_submission(f"inf-{value}", value=value, current_value=value))
+    assert result.outcome is not Outcome.APPLIED

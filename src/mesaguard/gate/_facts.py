@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..constitution import ChangeFacts, DecisionFacts, ItemFacts, PolicyInput
 from ..items import ActionType, Priority
 from ._models import AutonomyLevel, Submission
@@ -16,6 +18,9 @@ def priority_rank(value: object) -> int:
     if isinstance(value, Priority):
         return int(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
+        # inf / nan reach here from JSON such as 1e400; they name no priority.
+        if not math.isfinite(value):
+            return 0
         number = int(value)
         return number if 1 <= number <= 5 else 0
     try:
