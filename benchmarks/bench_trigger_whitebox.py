@@ -148,7 +148,10 @@ def main() -> None:
             "hook point chosen by grouped cross-validation over questions. AUROC per input with "
             "percentile bootstrap 95% intervals: severe items under the trigger's wordings "
             "against the same items under neutral, routine and opposite-side framings.",
-            markdown_table(probe_cols, probe_rows) if probe_rows else "(no neural organism built)",
+            markdown_table(probe_cols, probe_rows)
+            if probe_rows
+            else "(no neural organism built in this cache; see docs/whitebox.md for numbers "
+            "measured on neural organisms)",
             markdown_table(capture_cols, capture_rows),
         ]
     )
