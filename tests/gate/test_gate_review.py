@@ -159,6 +159,28 @@ def test_expiry_goes_to_the_safe_default(
     assert gate.expire_due(clock.now + dt.timedelta(days=10)) == 1
 
 
+def test_an_overlong_item_key_is_logged_clipped(
+    gate: Gate, store: GateStore, ledger: Ledger, clock: Clock
+) -> None:
+    """An item key longer than the log allows is clipped in the log, not raised out of the gate.
+
+    Submit, review and the expiry pass all log the key as the entry's subject; an invalid
+    entry used to raise a ValidationError out of each (a 500 over HTTP, and an expiry pass
+    stuck on the same item for ever).
+    """
+    long_key = "P-" + "9" * 10_100
+    long_item = ITEM.model_copy(update={"key": long_key})
+    approved = _queue(gate, "long-1", item=long_item)
+    expiring = _queue(gate, "long-2", item=long_item)
+    assert store.get_review("default", approved).submission.decision.item_key == long_key
+    assert gate.review(ANA, approved, "approve", "fine").state is ReviewState.APPROVED
+    clock.advance(hours=73)
+    assert gate.expire_due() == 1
+    assert store.get_review("default", expiring).state is ReviewState.EXPIRED
+    subjects = {getattr(ledger.get(i).record, "subject", None) for i in range(ledger.size())}
+    assert long_key[:10_000] in subjects
+
+
 def test_list_filters_and_pages(gate: Gate, store: GateStore, clock: Clock) -> None:
     ids = []
     for i in range(5):

@@ -91,6 +91,19 @@ def _same_value(action: ActionType, first: object, second: object) -> bool:
     return str(first).strip().casefold() == str(second).strip().casefold()
 
 
+_LOG_FIELD_MAX = 10_000
+"""The longest text the log accepts in a required field (subject, reason)."""
+
+
+def _subject(item_key: str, idempotency_key: str) -> str:
+    """What a log entry is about: the work item's key (clipped to the log's limit) or the key.
+
+    ``Decision.item_key`` has no length bound of its own; an over-long one must not make the
+    log entry invalid, which would raise out of submit, review or the expiry pass.
+    """
+    return (item_key or idempotency_key)[:_LOG_FIELD_MAX]
+
+
 def _summary(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
@@ -593,7 +606,7 @@ class Gate:
         self, submission: Submission, result: GateResult
     ) -> list[tuple[str, BaseModel | dict[str, Any]]]:
         decision = submission.decision
-        subject = decision.item_key or submission.idempotency_key
+        subject = _subject(decision.item_key, submission.idempotency_key)
         details: dict[str, JsonValue] = {
             "tenant": submission.tenant,
             "idempotency_key": submission.idempotency_key,
@@ -626,7 +639,7 @@ class Gate:
                     self.actor,
                     Escalation(
                         subject=subject,
-                        reason=("; ".join(result.reasons) or "sent to review")[:10_000],
+                        reason=("; ".join(result.reasons) or "sent to review")[:_LOG_FIELD_MAX],
                         details={
                             "tenant": submission.tenant,
                             "review_id": result.review_id,
@@ -646,7 +659,7 @@ class Gate:
             self.ledger.append(
                 self.actor,
                 Escalation(
-                    subject=submission.decision.item_key or submission.idempotency_key,
+                    subject=_subject(submission.decision.item_key, submission.idempotency_key),
                     reason=f"gate store unavailable; decision not applied: {error}",
                     details={
                         "tenant": submission.tenant,
@@ -792,7 +805,7 @@ class Gate:
         if self.ledger is None:
             return
         record = Review(
-            subject=item.submission.decision.item_key or item.submission.idempotency_key,
+            subject=_subject(item.submission.decision.item_key, item.submission.idempotency_key),
             outcome=step.action.value,
             comment=step.reason,
             details={
@@ -821,7 +834,9 @@ class Gate:
             self.ledger.append(
                 actor,
                 Review(
-                    subject=item.submission.decision.item_key or item.submission.idempotency_key,
+                    subject=_subject(
+                        item.submission.decision.item_key, item.submission.idempotency_key
+                    ),
                     outcome="superseded",
                     comment=f"the preceding {step.action.value} did not take effect: the review "
                     "changed concurrently",
@@ -930,7 +945,7 @@ class Gate:
             self.ledger.append(
                 self.actor,
                 LoggedDecision(
-                    subject=request.item_key or request.idempotency_key,
+                    subject=_subject(request.item_key, request.idempotency_key),
                     action="apply",
                     outcome="" if request.value is None else str(request.value),
                     details={
