@@ -139,6 +139,29 @@ def test_four_eyes_for_critical_items(store: GateStore, clock: Clock) -> None:
     assert len(applied) == 1 and applied[0].approved_by == ["ana", "ben"]
 
 
+def test_four_eyes_a_modification_needs_its_own_second_approver(
+    store: GateStore, clock: Clock
+) -> None:
+    """Approving one value does not count as approving a later, different one.
+
+    Ana approves the agent's Blocker, then Ben modifies it to Critical: Critical has been seen
+    by one person only, so it waits for a second approver (not Ben again).
+    """
+    gate = Gate(None, store, config=CONFIG.model_copy(update={"four_eyes": True}), clock=clock)
+    blocker = ITEM.model_copy(update={"priority": "Blocker"})
+    review_id = _queue(gate, "crit", item=blocker, value="Blocker")
+    assert gate.review(ANA, review_id, "approve", "keep it").state is ReviewState.PENDING
+    modified = gate.review(BEN, review_id, "modify", "one level down", "Critical")
+    assert modified.state is ReviewState.PENDING
+    assert store.outbox() == []
+    with pytest.raises(PermissionDenied, match="four-eyes"):
+        gate.review(BEN, review_id, "approve")
+    final = gate.review(ANA, review_id, "approve", "agreed")
+    assert final.state is ReviewState.MODIFIED and final.final_value == "Critical"
+    [entry] = store.outbox()
+    assert entry.request.value == "Critical" and entry.request.approved_by == ["ben", "ana"]
+
+
 def test_expiry_goes_to_the_safe_default(
     gate: Gate, store: GateStore, ledger: Ledger, clock: Clock
 ) -> None:

@@ -724,17 +724,17 @@ class Gate:
                 final_value = self._checked_value(decision.action, value)
             else:
                 final_value = decision.value
-            approvers = [
-                step.actor
-                for step in item.actions
-                if step.action in (ReviewActionKind.APPROVE, ReviewActionKind.MODIFY)
-            ]
-            if actor.name in approvers:
-                raise PermissionDenied(
-                    f"{actor.name} already approved review {review_id}; four-eyes needs a "
-                    "different reviewer"
-                )
-            approvers.append(actor.name)
+            if kind is ReviewActionKind.MODIFY:
+                # A new value is a new proposal: earlier approvals were of another value.
+                approvers = [actor.name]
+            else:
+                approvers = self._approvers_of_proposal(item)
+                if actor.name in approvers:
+                    raise PermissionDenied(
+                        f"{actor.name} already approved review {review_id}; four-eyes needs a "
+                        "different reviewer"
+                    )
+                approvers.append(actor.name)
             if len(approvers) < item.approvals_required:
                 to_state = state  # recorded; waits for the next approver
         now = self._clock()
@@ -771,6 +771,17 @@ class Gate:
                 f"review {review_id} changed while {actor.name} acted on it; reload and retry"
             )
         return self.store.get_review(actor.tenant, review_id)
+
+    @staticmethod
+    def _approvers_of_proposal(item: ReviewItem) -> list[str]:
+        """Who approved the value now proposed: a modification starts a new proposal."""
+        approvers: list[str] = []
+        for step in item.actions:
+            if step.action is ReviewActionKind.MODIFY:
+                approvers = [step.actor]
+            elif step.action is ReviewActionKind.APPROVE:
+                approvers.append(step.actor)
+        return approvers
 
     @staticmethod
     def _last_proposal(item: ReviewItem, value: str | float | None) -> str | float | None:
