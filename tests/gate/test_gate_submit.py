@@ -439,3 +439,42 @@ def test_a_non_finite_priority_is_judged_not_raised(store: GateStore, value: flo
     gate = Gate(default_constitution(), store)
     result = gate.submit(make_submission(f"inf-{value}", value=value, current_value=value))
     assert result.outcome is not Outcome.APPLIED
+
+
+@pytest.mark.parametrize(
+    ("value", "action", "item"),
+    [
+        ("garbage", ActionType.SET_PRIORITY, ITEM.model_copy(update={"priority": "Blocker"})),
+        (9.0, ActionType.SET_PRIORITY, ITEM),
+        ("abc", ActionType.SET_STORY_POINTS, ITEM),
+        (-5.0, ActionType.SET_STORY_POINTS, ITEM),
+        ("  ", ActionType.ROUTE, ITEM),
+    ],
+)
+@pytest.mark.parametrize("allow_all", [False, True])
+def test_a_value_the_action_cannot_write_is_never_applied(
+    sqlite_store: GateStore,
+    clock: Clock,
+    value: str | float,
+    action: ActionType,
+    item: WorkItem,
+    allow_all: bool,
+) -> None:
+    """A trusted L2 agent's unrankable priority, bad story points or empty route is not applied.
+
+    An unrankable priority on a Blocker used to pass the downgrade rule (it compares ranks) and
+    be applied. The default constitution denies it (A6); a constitution that allows everything
+    still cannot get it applied.
+    """
+    constitution = (
+        Constitution.parse(
+            "version: '1'\narticles: [{id: A, title: t, text: t}]\n"
+            "rules: [{id: A.all, article: A, condition: 'true', effect: allow, reason: r}]\n"
+        )
+        if allow_all
+        else None
+    )
+    gate = _trusted(Gate(constitution, sqlite_store, config=L2_ALL, clock=clock))
+    result = gate.submit(make_submission("bad", value, action=action, item=item))
+    assert result.outcome is (Outcome.QUEUED if allow_all else Outcome.DENIED)
+    assert sqlite_store.outbox() == []

@@ -8,7 +8,7 @@ from ..constitution import ChangeFacts, DecisionFacts, ItemFacts, PolicyInput
 from ..items import ActionType, Priority
 from ._models import AutonomyLevel, Submission
 
-__all__ = ["labels_of", "policy_input", "priority_rank"]
+__all__ = ["labels_of", "policy_input", "priority_rank", "well_formed"]
 
 
 def priority_rank(value: object) -> int:
@@ -54,6 +54,28 @@ def _number(value: object) -> float:
     return 0.0
 
 
+def well_formed(action: ActionType, value: object) -> bool:
+    """Whether ``value`` is something the action can write.
+
+    That is a priority that names one, a finite non-negative number of story points, or a
+    non-empty route target. A value that is not counts as an invalid answer
+    (``decision.valid`` is false): the priority rules compare ranks, so a priority no one can
+    rank would otherwise pass every downgrade rule unseen.
+    """
+    if value is None or isinstance(value, bool):
+        return False
+    if action is ActionType.SET_PRIORITY:
+        return priority_rank(value) > 0
+    if action is ActionType.SET_STORY_POINTS:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return False
+        return isinstance(value, int | float) and math.isfinite(value) and value >= 0
+    return bool(str(value).strip())
+
+
 def policy_input(
     submission: Submission, autonomy: AutonomyLevel | int, verdict: str = "none"
 ) -> PolicyInput:
@@ -88,7 +110,7 @@ def policy_input(
             confidence=decision.confidence,
             target=submission.target,
             agent=submission.agent,
-            valid=decision.valid and value is not None,
+            valid=decision.valid and well_formed(action, value),
             rationale=decision.rationale or "",
         ),
         item=ItemFacts()

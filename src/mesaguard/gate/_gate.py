@@ -429,11 +429,18 @@ class Gate:
                     f"the checks took {elapsed:.1f} s (limit {config.decision_timeout_s:.1f} s)"
                 )
             fail_closed = fail_closed or "canary-error" in triggers
+            if not facts.decision.valid and effect is not Effect.DENY:
+                # Whatever the constitution says, a value the action cannot write is not applied.
+                reasons.append(
+                    f"the decided value {decision.value!r} is not a valid "
+                    f"{decision.action.value} value"
+                )
             applied = (
                 effect is Effect.ALLOW
                 and level >= AutonomyLevel.L1
                 and not triggers
                 and not fail_closed
+                and facts.decision.valid
             )
             outcome = Outcome.APPLIED if applied else Outcome.QUEUED
             if applied:
