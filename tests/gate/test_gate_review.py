@@ -204,6 +204,20 @@ def test_an_overlong_item_key_is_logged_clipped(
     assert long_key[:10_000] in subjects
 
 
+def test_an_overdue_review_cannot_be_approved_before_the_expiry_pass(
+    gate: Gate, store: GateStore, ledger: Ledger, clock: Clock
+) -> None:
+    """Past ``expires_at`` the safe default holds even if ``expire_due`` has not run yet."""
+    review_id = _queue(gate, "late")
+    clock.advance(hours=72)
+    with pytest.raises(InvalidTransition, match="expired"):
+        gate.review(ANA, review_id, "approve", "sorry, late")
+    assert store.get_review("default", review_id).state is ReviewState.EXPIRED
+    assert store.outbox() == []
+    last = ledger.get(ledger.size() - 1)
+    assert last.record.kind == "review" and last.record.outcome == "expire"  # type: ignore[union-attr]
+
+
 def test_list_filters_and_pages(gate: Gate, store: GateStore, clock: Clock) -> None:
     ids = []
     for i in range(5):

@@ -710,6 +710,13 @@ class Gate:
                 f"review {review_id} is {state.value}; only pending or escalated reviews can be "
                 "acted on"
             )
+        now = self._clock()
+        if now >= item.expires_at:
+            # Past its time the safe default holds, even before the expiry pass has run.
+            self._expire(item, version, now)
+            raise InvalidTransition(
+                f"review {review_id} expired at {item.expires_at.isoformat()}; it is not applied"
+            )
         if state is ReviewState.ESCALATED and actor.role is not Role.ADMIN:
             raise PermissionDenied(f"review {review_id} is escalated; an admin decides it now")
         if kind is ReviewActionKind.ESCALATE and state is ReviewState.ESCALATED:
@@ -744,7 +751,6 @@ class Gate:
                 approvers.append(actor.name)
             if len(approvers) < item.approvals_required:
                 to_state = state  # recorded; waits for the next approver
-        now = self._clock()
         step = ReviewAction(
             actor=actor.name,
             role=actor.role,
@@ -868,24 +874,29 @@ class Gate:
         expired = 0
         for tenant, review_id, version in self.store.due_reviews(now):
             item = self.store.get_review(tenant, review_id)
-            step = ReviewAction(
-                actor=self.actor,
-                role="system",
-                action=ReviewActionKind.EXPIRE,
-                reason=f"no decision by {item.expires_at.isoformat()}; not applied",
-                from_state=item.state,
-                to_state=ReviewState.EXPIRED,
-                at=now,
-            )
-            try:
-                self._log_review(item, step, self.actor)
-            except GateError:
-                continue  # stays open; the next pass expires it once the log is back
-            if self.store.transition(review_id, version, step):
+            if self._expire(item, version, now):
                 expired += 1
-            else:
-                self._log_superseded(item, step, self.actor)
         return expired
+
+    def _expire(self, item: ReviewItem, version: int, now: dt.datetime) -> bool:
+        """Move one overdue open review to ``expired``; False if the log failed or it moved."""
+        step = ReviewAction(
+            actor=self.actor,
+            role="system",
+            action=ReviewActionKind.EXPIRE,
+            reason=f"no decision by {item.expires_at.isoformat()}; not applied",
+            from_state=item.state,
+            to_state=ReviewState.EXPIRED,
+            at=now,
+        )
+        try:
+            self._log_review(item, step, self.actor)
+        except GateError:
+            return False  # stays open; the next pass expires it once the log is back
+        if self.store.transition(item.id, version, step):
+            return True
+        self._log_superseded(item, step, self.actor)
+        return False
 
     # --- apply outbox ----------------------------------------------------------------------
 
