@@ -15,12 +15,15 @@ from gate_support import Clock, make_submission
 from sqlalchemy import create_engine, text
 
 from mesaguard.gate import (
+    Actor,
     AutonomyLevel,
     Gate,
     GateConfig,
     GateResult,
     GateStore,
     Outcome,
+    ReviewState,
+    Role,
     StoreUnavailable,
 )
 from mesaguard.items import ActionType
@@ -166,3 +169,32 @@ def test_reviewers_can_read_the_queue_while_a_writer_holds_the_lock(
         finally:
             writer.execute("ROLLBACK")
             writer.close()
+
+
+def test_a_review_the_store_refuses_is_logged_as_not_taken(
+    tmp_path: Path, ledger: Ledger, clock: Clock
+) -> None:
+    """The log gets the approval first; when the store then fails, the log says it did not count.
+
+    Without the second entry the log would show an approval that never took effect.
+    """
+    path = tmp_path / "gate.sqlite"
+    with GateStore(path, timeout_s=0.1) as store:
+        gate = Gate(None, store, ledger, config=CONFIG, clock=clock)
+        queued = gate.submit(make_submission("q", confidence=0.3))
+        assert queued.review_id is not None
+        reviewer = Actor(name="ana", role=Role.REVIEWER)
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreUnavailable):
+                gate.review(reviewer, queued.review_id, "approve", "fine")
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        assert store.get_review("default", queued.review_id).state is ReviewState.PENDING
+        assert store.outbox() == []
+        approve, note = (ledger.get(ledger.size() - i).record for i in (2, 1))
+        assert approve.kind == "review" and approve.outcome == "approve"  # type: ignore[union-attr]
+        assert note.kind == "review" and note.outcome == "superseded"  # type: ignore[union-attr]
+        assert "unavailable" in note.comment  # type: ignore[union-attr]

@@ -771,15 +771,15 @@ class Gate:
                 to_state = ReviewState.MODIFIED
                 step = step.model_copy(update={"to_state": to_state})
         self._log_review(item, step, actor.name)
-        moved = self.store.transition(
-            review_id,
+        moved = self._transition_logged(
+            item,
             version,
             step,
+            actor.name,
             final_value=final_value if to_state.value in ("approved", "modified") else None,
             outbox=outbox,
         )
         if not moved:
-            self._log_superseded(item, step, actor.name)
             raise InvalidTransition(
                 f"review {review_id} changed while {actor.name} acted on it; reload and retry"
             )
@@ -850,8 +850,32 @@ class Gate:
                 f"review {item.id}: the Ethics Review Log failed, nothing changed: {error}"
             ) from error
 
-    def _log_superseded(self, item: ReviewItem, step: ReviewAction, actor: str) -> None:
-        """The log got an action that lost a race in the store: say it did not take effect."""
+    def _transition_logged(
+        self,
+        item: ReviewItem,
+        version: int,
+        step: ReviewAction,
+        actor: str,
+        **changes: Any,
+    ) -> bool:
+        """Store a transition already appended to the log; log when it did not take effect."""
+        try:
+            moved = self.store.transition(item.id, version, step, **changes)
+        except StoreUnavailable:
+            self._log_superseded(item, step, actor, "the gate store was unavailable")
+            raise
+        if not moved:
+            self._log_superseded(item, step, actor)
+        return moved
+
+    def _log_superseded(
+        self,
+        item: ReviewItem,
+        step: ReviewAction,
+        actor: str,
+        why: str = "the review changed concurrently",
+    ) -> None:
+        """The log got an action the store did not take: say it did not take effect."""
         if self.ledger is None:
             return
         with contextlib.suppress(LedgerError):
@@ -862,8 +886,7 @@ class Gate:
                         item.submission.decision.item_key, item.submission.idempotency_key
                     ),
                     outcome="superseded",
-                    comment=f"the preceding {step.action.value} did not take effect: the review "
-                    "changed concurrently",
+                    comment=f"the preceding {step.action.value} did not take effect: {why}",
                     details={"tenant": item.tenant, "review_id": item.id},
                 ),
             )
@@ -893,10 +916,7 @@ class Gate:
             self._log_review(item, step, self.actor)
         except GateError:
             return False  # stays open; the next pass expires it once the log is back
-        if self.store.transition(item.id, version, step):
-            return True
-        self._log_superseded(item, step, self.actor)
-        return False
+        return self._transition_logged(item, version, step, self.actor)
 
     # --- apply outbox ----------------------------------------------------------------------
 
