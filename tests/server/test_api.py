@@ -248,3 +248,17 @@ def test_infinite_numbers_are_refused_not_a_server_error(server: Server, number:
         )
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"] == ["body", "decision", "value"]
+
+
+def test_an_overlong_item_key_is_judged_not_a_server_error(server: Server) -> None:
+    """An item key longer than the log allows in a subject is queued and reviewable, not a 500."""
+    item_key = "LONG-" + "7" * 10_100
+    result = submit(server, decision_body(item_key=item_key))
+    assert result["outcome"] == "queued"
+    with server.client("alice") as alice:
+        response = alice.post(
+            f"/api/v1/reviews/{result['review_id']}/actions",
+            json={"action": "reject", "reason": "keeps its priority"},
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "rejected"
