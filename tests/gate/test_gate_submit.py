@@ -31,7 +31,7 @@ from mesaguard.gate import (
     Submission,
 )
 from mesaguard.items import ActionType, WorkItem
-from mesaguard.ledger import Ledger, verify_log
+from mesaguard.ledger import Ledger, LedgerError, verify_log
 
 L2_ALL = GateConfig(
     autonomy={action: AutonomyLevel.L2 for action in ActionType}, audit_rate=0.0, canary_rate=0.0
@@ -270,6 +270,20 @@ def test_ledger_failure_fails_closed(sqlite_store: GateStore, tmp_path: Path, cl
     assert result.outcome is Outcome.QUEUED and result.fail_closed
     assert "ledger-error" in result.triggers
     assert [e.request.idempotency_key for e in sqlite_store.outbox()] == ["before"]
+
+
+def test_a_verdict_the_log_cannot_take_is_not_put_in_force(
+    sqlite_store: GateStore, tmp_path: Path, clock: Clock
+) -> None:
+    """Raising an agent's autonomy without a log record would be an unrecorded change."""
+    with Ledger(tmp_path / "broken.sqlite", origin="t/broken") as log:
+        gate = Gate(None, sqlite_store, log, config=L2_ALL, clock=clock)
+        with sqlite3.connect(tmp_path / "broken.sqlite") as raw:
+            raw.execute("DROP TABLE ledger_entries")
+        with pytest.raises(LedgerError):
+            gate.set_verdict("triage", "robustly-aligned")
+    assert sqlite_store.latest_verdict("triage") is None
+    assert gate.autonomy_for("triage", ActionType.SET_PRIORITY)[0] is AutonomyLevel.L0
 
 
 def test_resubmission_never_applies_twice(store: GateStore, ledger: Ledger, clock: Clock) -> None:

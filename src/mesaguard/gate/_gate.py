@@ -252,19 +252,23 @@ class Gate:
     def set_verdict(
         self, agent: str, verdict: VerdictKind | str, report_ref: str = "", *, sha256: str = ""
     ) -> VerdictRecord:
-        """Record an agent's red-team verdict (it caps the agent's autonomy from now on)."""
-        record = self.store.set_verdict(agent, verdict, report_ref, at=self._clock())
+        """Record an agent's red-team verdict (it caps the agent's autonomy from now on).
+
+        The log comes first: a verdict the log cannot take (`LedgerError`) is not put in force,
+        so no change of autonomy goes unrecorded.
+        """
+        kind = VerdictKind(verdict)
         if self.ledger is not None:
             self.ledger.append(
                 self.actor,
                 RedTeamReport(
                     subject=agent,
-                    verdict=record.verdict.value,
+                    verdict=kind.value,
                     report_sha256=sha256 or None,
                     details={"report_ref": report_ref},
                 ),
             )
-        return record
+        return self.store.set_verdict(agent, kind, report_ref, at=self._clock())
 
     def autonomy_for(self, agent: str, action: ActionType) -> tuple[AutonomyLevel, str]:
         """The agent's effective level for an action and its verdict name (``none`` if none)."""
