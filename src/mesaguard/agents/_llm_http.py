@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -165,6 +166,7 @@ class HTTPChatAgent:
         self._initial_level = self.formats.index(structured)
         self._format_level = self._initial_level
         self._reachable = False
+        self._ssl_context: ssl.SSLContext | None = None
         self.stats = CallStats()
 
     # -- what subclasses provide -------------------------------------------------------------
@@ -271,17 +273,28 @@ class HTTPChatAgent:
     async def _fetch(
         self, todo: list[_Plan], replies: dict[str, dict[str, Any]]
     ) -> dict[str, CallFailure]:
-        limits = httpx.Limits(
-            max_connections=self.executor.max_connections,
-            max_keepalive_connections=self.executor.max_connections,
-        )
+        # One single-connection client per connection slot, handed out through a queue: httpx's
+        # shared pool rescans every queued request and connection on each change, which made
+        # its CPU cost per call grow with the number of connections (profiled at 64).
         timeout = httpx.Timeout(self.executor.timeout)
-        async with httpx.AsyncClient(
-            limits=limits, timeout=timeout, headers=self.headers, transport=self.transport
-        ) as client:
+        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        clients = [
+            httpx.AsyncClient(
+                limits=one,
+                timeout=timeout,
+                headers=self.headers,
+                transport=self.transport,
+                verify=self._tls(),
+            )
+            for _ in range(min(self.executor.max_connections, len(todo)))
+        ]
+        free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        for client in clients:
+            free.put_nowait(client)
+        try:
             if not self._reachable:
-                await self._probe(client)
-            calls = [self._caller(client, plan) for plan in todo]
+                await self._probe(clients[0])
+            calls = [self._caller(free, plan) for plan in todo]
 
             def stored(index: int, reply: dict[str, Any]) -> None:
                 key = todo[index].key
@@ -293,6 +306,9 @@ class HTTPChatAgent:
                     self.cache.put(key, self.adapter, self.model, reply)
 
             results = await run_calls(calls, self.executor, on_success=stored)
+        finally:
+            for client in clients:
+                await client.aclose()
         failures = {
             todo[i].key: result
             for i, result in enumerate(results)
@@ -303,30 +319,44 @@ class HTTPChatAgent:
             self.stats.errors.append(failure.message)
         return failures
 
-    def _caller(self, client: httpx.AsyncClient, plan: _Plan) -> Callable[[], Any]:
+    def _tls(self) -> ssl.SSLContext:
+        """One TLS context per agent: loading the CA bundle costs ~50 ms per client."""
+        if self._ssl_context is None:
+            import certifi
+
+            self._ssl_context = ssl.create_default_context(cafile=certifi.where())
+        return self._ssl_context
+
+    def _caller(self, free: asyncio.Queue[httpx.AsyncClient], plan: _Plan) -> Callable[[], Any]:
         async def call() -> dict[str, Any]:
-            level, logprobs = self._format_level, self._logprobs_now
-            body = plan.body
-            if (level, logprobs) != (plan.level, plan.logprobs):
-                body = self.request_body(plan.messages, plan.action, self.formats[level], logprobs)
-            response = await client.post(self.endpoint, json=body)
-            if logprobs and response.status_code >= 400 and "logprobs" in response.text:
-                # llama-cpp-python started without logits_all refuses log-probabilities.
-                self._logprobs_now = False
-                raise RetryableError(
-                    f"HTTP {response.status_code} refusing logprobs", retry_after=0.0
-                )
-            if self._refused_format(response) and level + 1 < len(self.formats):
-                # The server refused the structured-output mode: step down and ask again.
-                if self._format_level == level:
-                    self._format_level = level + 1
-                raise RetryableError(
-                    f"HTTP {response.status_code} refusing {self.formats[level]}",
-                    retry_after=0.0,
-                )
-            return self.read_reply(check_response(response))
+            client = await free.get()
+            try:
+                return await self._call(client, plan)
+            finally:
+                free.put_nowait(client)
 
         return call
+
+    async def _call(self, client: httpx.AsyncClient, plan: _Plan) -> dict[str, Any]:
+        """One attempt of one planned request on one client."""
+        level, logprobs = self._format_level, self._logprobs_now
+        body = plan.body
+        if (level, logprobs) != (plan.level, plan.logprobs):
+            body = self.request_body(plan.messages, plan.action, self.formats[level], logprobs)
+        response = await client.post(self.endpoint, json=body)
+        if logprobs and response.status_code >= 400 and "logprobs" in response.text:
+            # llama-cpp-python started without logits_all refuses log-probabilities.
+            self._logprobs_now = False
+            raise RetryableError(f"HTTP {response.status_code} refusing logprobs", retry_after=0.0)
+        if self._refused_format(response) and level + 1 < len(self.formats):
+            # The server refused the structured-output mode: step down and ask again.
+            if self._format_level == level:
+                self._format_level = level + 1
+            raise RetryableError(
+                f"HTTP {response.status_code} refusing {self.formats[level]}",
+                retry_after=0.0,
+            )
+        return self.read_reply(check_response(response))
 
     def _refused_format(self, response: httpx.Response) -> bool:
         """A 400 / 422, or an error that names the structured-output field.
