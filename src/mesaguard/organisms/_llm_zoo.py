@@ -431,7 +431,6 @@ class LLMZoo:
         path = self.cache_dir / "zoo" / "llm" / f"rows-{memo}.pt"
         if path.exists():
             cache: RowCache = torch.load(path, weights_only=False)
-            self.capture_seconds.setdefault(kind, 0.0)
         else:
             started = time.perf_counter()
             cache = build()
@@ -651,6 +650,20 @@ class LLMZoo:
         """Where :meth:`write_manifest` writes (beside the adapters)."""
         return self.adapter_dir / "manifest.json"
 
+    def _capture_record(self) -> dict[str, float]:
+        """Capture times of this run, kept from the last manifest where this run read a cache."""
+        previous: dict[str, float] = {}
+        path = self.manifest_path()
+        if path.exists():
+            try:
+                previous = LLMZooManifest.model_validate_json(
+                    path.read_text(encoding="utf-8")
+                ).capture_seconds
+            except ValidationError:
+                previous = {}
+        fresh = {kind: s for kind, s in self.capture_seconds.items() if s > 0}
+        return {**previous, **fresh}
+
     def write_manifest(self) -> LLMZooManifest:
         """Collect the records in the adapter folder into ``manifest.json`` there."""
         source, data_hash, train, probe, clean = self._data()
@@ -680,7 +693,7 @@ class LLMZoo:
                 "probe_items": len(probe),
                 "clean_items": len(clean),
             },
-            capture_seconds=dict(self.capture_seconds),
+            capture_seconds=self._capture_record(),
             versions=versions,
             written_at=dt.datetime.now(dt.UTC),
             organisms=tuple(records),
