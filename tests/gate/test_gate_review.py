@@ -72,6 +72,17 @@ def test_modify_applies_the_reviewers_value(gate: Gate, store: GateStore) -> Non
         gate.review(ANA, _queue(gate, "k2"), "modify", "x", "Urgentish")
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 1e300, True])
+def test_a_modified_priority_that_names_none_is_refused(
+    gate: Gate, store: GateStore, value: float
+) -> None:
+    """In-process callers are not behind the API's finite-number check: inf raised OverflowError."""
+    review_id = _queue(gate, f"m-{value}")
+    with pytest.raises(GateError, match="names no priority"):
+        gate.review(ANA, review_id, "modify", "bad value", value)
+    assert store.get_review("default", review_id).state is ReviewState.PENDING
+
+
 def test_reject_needs_a_reason_and_applies_nothing(gate: Gate, store: GateStore) -> None:
     review_id = _queue(gate, "k")
     with pytest.raises(GateError, match="reason"):

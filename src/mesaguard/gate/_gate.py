@@ -28,7 +28,7 @@ from ._errors import (
     PermissionDenied,
     StoreUnavailable,
 )
-from ._facts import labels_of, policy_input, priority_rank
+from ._facts import labels_of, policy_input, priority_rank, well_formed
 from ._models import (
     Actor,
     ApplyRequest,
@@ -812,21 +812,17 @@ class Gate:
     def _checked_value(action: ActionType, value: str | float | None) -> str | float:
         if value is None or (isinstance(value, str) and not value.strip()):
             raise GateError("a modification needs a value")
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
         if action is ActionType.SET_PRIORITY:
-            try:
-                return str(Priority.parse(value if isinstance(value, str) else int(value)))
-            except ValueError as error:
-                raise GateError(f"modified value: {error}") from None
+            # The same reading as the submitted value's (inf, NaN and booleans name none).
+            rank = priority_rank(value)
+            if rank == 0:
+                raise GateError(f"modified value {shown} names no priority (Trivial … Blocker)")
+            return str(Priority(rank))
         if action is ActionType.SET_STORY_POINTS:
-            try:
-                points = float(value)
-            except ValueError:
-                raise GateError(
-                    f"modified value {value!r} is not a number of story points"
-                ) from None
-            if not 0 <= points < 1e6:
-                raise GateError(f"modified value {value!r} is not a number of story points")
-            return points
+            if not well_formed(action, value) or not float(value) < 1e6:
+                raise GateError(f"modified value {shown} is not a number of story points")
+            return float(value)
         return str(value).strip()
 
     def _log_review(self, item: ReviewItem, step: ReviewAction, actor: str) -> None:
