@@ -68,7 +68,7 @@ def test_modify_applies_the_reviewers_value(gate: Gate, store: GateStore) -> Non
     item = gate.review(ANA, review_id, "modify", "it is worse than that", "critical")
     assert item.state is ReviewState.MODIFIED and item.final_value == "Critical"
     assert store.outbox()[0].request.value == "Critical"
-    with pytest.raises(GateError, match="not a Jira priority"):
+    with pytest.raises(GateError, match="names no priority"):
         gate.review(ANA, _queue(gate, "k2"), "modify", "x", "Urgentish")
 
 
