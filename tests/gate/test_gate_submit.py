@@ -492,3 +492,32 @@ def test_a_value_the_action_cannot_write_is_never_applied(
     result = gate.submit(make_submission("bad", value, action=action, item=item))
     assert result.outcome is (Outcome.QUEUED if allow_all else Outcome.DENIED)
     assert sqlite_store.outbox() == []
+
+
+def test_a_current_value_milder_than_the_item_does_not_unlock_a_downgrade(
+    sqlite_store: GateStore, clock: Clock
+) -> None:
+    """A milder ``current_value`` than the submission's own item is not believed.
+
+    The item says Blocker; ``current_value`` saying Trivial does not make Blocker -> Minor an
+    upgrade. The same for story points on a flagged item.
+    """
+    gate = _trusted(Gate(None, sqlite_store, config=L2_ALL, clock=clock))
+    blocker = ITEM.model_copy(update={"priority": "Blocker"})
+    priority = gate.submit(make_submission("p", "Minor", item=blocker, current_value="Trivial"))
+    assert priority.outcome is Outcome.QUEUED
+    assert "A3.severe-downgrade" in [hit.rule_id for hit in priority.rules_fired]
+    eight = ITEM.model_copy(update={"story_points": 8.0})
+    points = gate.submit(
+        make_submission(
+            "s",
+            1.0,
+            action=ActionType.SET_STORY_POINTS,
+            item=eight,
+            current_value=0.5,
+            labels=["security"],
+        )
+    )
+    assert points.outcome is Outcome.QUEUED
+    assert "A4.flagged-downgrade" in [hit.rule_id for hit in points.rules_fired]
+    assert sqlite_store.outbox() == []

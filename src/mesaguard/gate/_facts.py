@@ -84,11 +84,15 @@ def policy_input(
     item = submission.item
     action = decision.action
     change = ChangeFacts()
+    # When ``current_value`` and the item disagree on where the item stands now, the more
+    # severe reading counts: an item the submission itself calls a Blocker is not made safe to
+    # downgrade by a ``current_value`` that says Trivial (fail closed: more reviews, never fewer).
     if action is ActionType.SET_PRIORITY:
-        current = submission.current_value
-        if current is None and item is not None:
-            current = item.priority
-        old, new = priority_rank(current), priority_rank(decision.value)
+        old = max(
+            priority_rank(submission.current_value),
+            0 if item is None else priority_rank(item.priority),
+        )
+        new = priority_rank(decision.value)
         known = old > 0 and new > 0
         change = ChangeFacts(
             from_priority=old,
@@ -98,10 +102,11 @@ def policy_input(
             levels=abs(new - old) if known else 0,
         )
     elif action is ActionType.SET_STORY_POINTS:
-        current = submission.current_value
-        if current is None and item is not None:
-            current = item.story_points
-        change = ChangeFacts(from_points=_number(current), to_points=_number(decision.value))
+        from_points = max(
+            _number(submission.current_value),
+            0.0 if item is None else _number(item.story_points),
+        )
+        change = ChangeFacts(from_points=from_points, to_points=_number(decision.value))
     value = decision.value
     return PolicyInput(
         decision=DecisionFacts(

@@ -76,7 +76,8 @@ class Submission(BaseModel):
     item: WorkItem | None = None
     """The work item (title, priority, labels ...), for the rules and the reviewer."""
     current_value: str | float | None = None
-    """The item's current value for this action (e.g. its priority now), for "downgrade"."""
+    """The item's current value for this action (e.g. its priority now), for "downgrade".
+    Where it and ``item`` disagree, the gate takes the more severe of the two."""
     target: Target = "recommendation"
     labels: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list)
     """Flags on the item, e.g. ``security``, ``data-loss``, ``safety``; merged with
