@@ -473,26 +473,6 @@ class GateStore:
             raise ReviewNotFound(f"no submission {submission_id!r} in tenant {tenant!r}")
         return Submission.model_validate_json(row.body), GateResult.model_validate_json(row.result)
 
-    def record_submission(
-        self,
-        submission: Submission,
-        digest: str,
-        result: GateResult,
-        *,
-        review: dict[str, Any] | None,
-        outbox: tuple[str, ApplyRequest, dt.datetime] | None,
-        body: str | None = None,
-    ) -> GateResult:
-        """Store one submission with its review or outbox row atomically.
-
-        Returns ``result``, or the stored result (``replayed=True``) if the key was taken
-        meanwhile; `record_many` also returns the stored digest for the caller to compare.
-        """
-        record = NewSubmission(
-            submission, digest, body or submission.model_dump_json(), result, review, outbox
-        )
-        return self.record_many([record])[0][1]
-
     def record_many(self, records: Sequence[NewSubmission]) -> list[tuple[str, GateResult]]:
         """Store submissions with their review or outbox rows in one transaction (one commit).
 
