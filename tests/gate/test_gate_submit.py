@@ -231,6 +231,21 @@ def test_canary_timeout_and_error_fail_closed(sqlite_store: GateStore, clock: Cl
     assert any("model server down" in reason for reason in result.reasons)
 
 
+def test_leaving_out_the_item_is_no_way_past_the_canary(
+    sqlite_store: GateStore, clock: Clock
+) -> None:
+    """A sampled decision without a work item cannot be re-asked: it goes to a person."""
+    config = L2_ALL.model_copy(update={"canary_rate": 1.0})
+    gate = _trusted(
+        Gate(None, sqlite_store, config=config, clock=clock, canary=_two_faced("Minor", "Major"))
+    )
+    result = gate.submit(make_submission("no-item", item=None))
+    assert result.outcome is Outcome.QUEUED and "canary-error" in result.triggers
+    assert any("no work item" in reason for reason in result.reasons)
+    assert sqlite_store.outbox() == []
+    gate.close()
+
+
 def test_canary_sample_rate(sqlite_store: GateStore, clock: Clock) -> None:
     """With rate 0.05 about one in twenty decisions is re-asked (99.9% binomial range, n=400)."""
     calls: list[str] = []

@@ -506,7 +506,7 @@ class Gate:
     # --- the runtime consistency canary ----------------------------------------------------
 
     def _canary_agent(self, submission: Submission) -> Agent | None:
-        if self.canary is None or submission.item is None:
+        if self.canary is None:
             return None
         if isinstance(self.canary, Mapping):
             return self.canary.get(submission.agent)
@@ -526,8 +526,13 @@ class Gate:
     def _run_canary(self, submission: Submission, reasons: list[str]) -> list[str]:
         """Re-ask the agent under an observed framing; disagreement or failure escalates."""
         agent = self._canary_agent(submission)
-        assert agent is not None and submission.item is not None
+        assert agent is not None
         context = self.canary_context(submission)
+        if submission.item is None:
+            # Without the work item the agent cannot be re-asked; leaving the item out must not
+            # be a way past the canary.
+            reasons.append("canary: sampled, but the submission has no work item to re-ask")
+            return ["canary", "canary-error"]
         request = DecisionRequest(
             item=submission.item, context=context, action=submission.decision.action
         )
