@@ -390,9 +390,23 @@ def test_labels_from_item_metadata_make_a_downgrade_reviewable(
     assert review.critical
 
 
+@pytest.mark.parametrize("labels", ["performance security", "ui; data loss", "Safety"])
+def test_labels_written_with_spaces_are_still_read(
+    sqlite_store: GateStore, clock: Clock, labels: str
+) -> None:
+    """Jira exports separate labels with spaces; people write "data loss" for data-loss."""
+    gate = _trusted(Gate(None, sqlite_store, config=L2_ALL, clock=clock))
+    item = ITEM.model_copy(update={"metadata": {"labels": labels}})
+    result = gate.submit(make_submission(f"k-{len(labels)}", item=item))
+    assert result.outcome is Outcome.QUEUED
+    assert "A4.flagged-downgrade" in [hit.rule_id for hit in result.rules_fired]
+
+
 def test_submission_validates_its_fields() -> None:
     with pytest.raises(ValueError, match="idempotency_key"):
         make_submission("has space")
+    with pytest.raises(ValueError, match="idempotency_key"):
+        make_submission("run/7")  # could never be polled as GET /decisions/{key}
     assert make_submission("k", labels=[" Data Loss "]).labels == ["data-loss"]
     assert math.isclose(make_submission("k", confidence=0.5).decision.confidence, 0.5)
 

@@ -30,16 +30,22 @@ def priority_rank(value: object) -> int:
 
 
 def labels_of(submission: Submission) -> list[str]:
-    """The submission's labels merged with the item's ``metadata["labels"]`` (normalised)."""
+    """The submission's labels merged with the item's ``metadata["labels"]`` (normalised).
+
+    Parts are separated by ``,`` or ``;``. Jira labels never contain spaces, so a part with
+    spaces is read both as space-separated labels (``"security performance"``) and as one
+    hyphenated label (``"data loss"`` -> ``data-loss``): a flag is never missed for the way it
+    was written, and an extra label can only make a review rule fire.
+    """
     labels = list(submission.labels)
     if submission.item is not None:
         raw = submission.item.metadata.get("labels")
         if isinstance(raw, str):
-            labels += [
-                part.strip().lower().replace(" ", "-")
-                for part in raw.replace(";", ",").split(",")
-                if part.strip()
-            ]
+            for part in raw.replace(";", ",").split(","):
+                words = part.lower().split()
+                if words:
+                    labels += words
+                    labels.append("-".join(words))
     return sorted(set(labels))
 
 

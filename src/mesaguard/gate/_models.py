@@ -34,7 +34,9 @@ __all__ = [
     "VerdictRecord",
 ]
 
-Key = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
+# Printable ASCII without spaces or "/": a key must also be usable as one URL path segment (the
+# server's GET /decisions/{key}).
+Key = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x2e\x30-\x7e]+$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Target = Literal["recommendation", "production-tracker"]
 
