@@ -170,6 +170,19 @@ def test_reviewers_approve_modify_reject_and_escalate_with_reasons(server: Serve
         assert decided.status_code == 200 and decided.json()["state"] == "rejected"
 
 
+def test_only_an_admin_cancels_a_queued_decision(server: Server) -> None:
+    review_id = submit(server, decision_body())["review_id"]
+    body = {"action": "cancel", "reason": "the issue was deleted in the tracker"}
+    with server.client("alice") as client:
+        refused = client.post(f"/api/v1/reviews/{review_id}/actions", json=body)
+        assert refused.status_code == 403, refused.text
+    with server.client("admin-a") as client:
+        cancelled = client.post(f"/api/v1/reviews/{review_id}/actions", json=body)
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["state"] == "cancelled"
+        assert cancelled.json()["actions"][-1]["reason"] == body["reason"]
+
+
 def test_queue_filters_by_state_agent_and_action(server: Server) -> None:
     submit(server, decision_body(item_key="FILTER-1"))
     with server.client("alice") as client:

@@ -318,7 +318,7 @@ def get_review(review_id: NameParam, request: Request) -> ReviewItem:
     tags=["reviews"],
 )
 def act_on_review(review_id: NameParam, body: ReviewActionRequest, request: Request) -> ReviewItem:
-    """Approve, modify, reject or escalate a queued decision, with a reason."""
+    """Approve, modify, reject, escalate or (admins) cancel a queued decision, with a reason."""
     principal = require_role(caller(request), Role.REVIEWER, Role.ADMIN)
     try:
         return state_of(request).gate.review(

@@ -40,11 +40,11 @@ class Health(BaseModel):
 
 
 class ReviewActionRequest(BaseModel):
-    """A reviewer's action on a queued decision."""
+    """A reviewer's action on a queued decision (``cancel``: admins only, nothing is applied)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    action: Literal["approve", "modify", "reject", "escalate"]
+    action: Literal["approve", "modify", "reject", "escalate", "cancel"]
     reason: Reason
     """Why; recorded in the Ethics Review Log with the reviewer's name."""
     value: Annotated[str, Field(max_length=200)] | FiniteFloat | None = None
