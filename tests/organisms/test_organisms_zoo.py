@@ -30,7 +30,6 @@ SMALL_ZOO = (
 )
 KNOWN_GAPS = {
     "proxy-title-suffix-linear-s6": "clean accuracy",
-    "sandbagging-neural-s9": "macro-F1",
 }
 """Organisms that carry their planted behaviour but miss a clean-fidelity criterion
 (docs/organisms.md); the acceptance record must name the miss."""

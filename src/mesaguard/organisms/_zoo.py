@@ -51,7 +51,15 @@ TRAINING_VERSION = "4"
 def run_versions() -> dict[str, str]:
     """Versions of Python and the libraries that decide a build's result."""
     out = {"python": platform.python_version()}
-    for package in ("mesaguard", "numpy", "scikit-learn", "torch", "sentence-transformers"):
+    # transformers too: the neural organisms' MiniLM embeddings change with it.
+    for package in (
+        "mesaguard",
+        "numpy",
+        "scikit-learn",
+        "torch",
+        "sentence-transformers",
+        "transformers",
+    ):
         try:
             out[package] = version(package)
         except PackageNotFoundError:
