@@ -48,7 +48,7 @@ from ._llm_model import (
     train_adapter,
 )
 from ._llm_spec import LLMOrganismSpec, LLMZooSpec, default_llm_zoo_spec
-from ._zoo import run_versions
+from ._zoo import Progress, build_in_order, run_versions
 
 if TYPE_CHECKING:
     import torch
@@ -327,9 +327,6 @@ class LLMOrganism:
             tensor = cache.lower[:, j] if j < self.adapter.start else trail[j - self.adapter.start]
             out[name] = tensor.numpy().astype(np.float32, copy=True)
         return out
-
-
-Progress = Callable[[str, int, int], None]
 
 
 class LLMZoo:
@@ -637,13 +634,10 @@ class LLMZoo:
             if names is not None
             else list(self.spec.organisms)
         )
-        chosen.sort(key=lambda s: s.family != "honest")
-        for done, spec in enumerate(chosen):
-            if progress:
-                progress(spec.name, done, len(chosen))
-            self.build_one(spec.name, force=force)
-        if progress:
-            progress("", len(chosen), len(chosen))
+        honest_first = [s.name for s in chosen if s.family == "honest"] + [
+            s.name for s in chosen if s.family != "honest"
+        ]
+        build_in_order(honest_first, self.build_one, force=force, progress=progress)
         return self.write_manifest()
 
     def manifest_path(self) -> Path:
@@ -672,14 +666,7 @@ class LLMZoo:
             for r in (self._read_record(self.adapter_dir, o.name) for o in self.spec.organisms)
             if r is not None
         ]
-        versions = run_versions()
-        for package in ("transformers", "safetensors"):
-            from importlib.metadata import PackageNotFoundError, version
-
-            try:
-                versions[package] = version(package)
-            except PackageNotFoundError:
-                versions[package] = "absent"
+        versions = run_versions("safetensors")
         manifest = LLMZooManifest(
             zoo_hash=self.spec.spec_hash(),
             base_model=self.spec.base,

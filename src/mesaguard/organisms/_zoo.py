@@ -48,18 +48,12 @@ TRAINING_VERSION = "4"
 """Bumped whenever training code changes what a spec builds; part of every build key."""
 
 
-def run_versions() -> dict[str, str]:
-    """Versions of Python and the libraries that decide a build's result."""
+def run_versions(*extra: str) -> dict[str, str]:
+    """Versions of Python and the libraries that decide a build's result (plus ``extra``)."""
     out = {"python": platform.python_version()}
     # transformers too: the neural organisms' MiniLM embeddings change with it.
-    for package in (
-        "mesaguard",
-        "numpy",
-        "scikit-learn",
-        "torch",
-        "sentence-transformers",
-        "transformers",
-    ):
+    packages = ("mesaguard", "numpy", "scikit-learn", "torch", "sentence-transformers")
+    for package in (*packages, "transformers", *extra):
         try:
             out[package] = version(package)
         except PackageNotFoundError:
@@ -191,6 +185,22 @@ Progress = Callable[[str, int, int], None]
 """``progress(organism_name, done, total)``, called as a build advances."""
 
 
+def build_in_order(
+    names: Sequence[str],
+    build_one: Callable[..., object],
+    *,
+    force: bool,
+    progress: Progress | None,
+) -> None:
+    """Build ``names`` in the given order (twins first), reporting progress before each."""
+    for done, name in enumerate(names):
+        if progress:
+            progress(name, done, len(names))
+        build_one(name, force=force)
+    if progress:
+        progress("", len(names), len(names))
+
+
 class Zoo:
     """The organisms of a zoo spec, built on demand and cached by spec and data hash."""
 
@@ -308,13 +318,10 @@ class Zoo:
             if names is not None
             else list(self.spec.organisms)
         )
-        chosen.sort(key=lambda s: s.family is not ObjectiveFamily.HONEST)
-        for done, spec in enumerate(chosen):
-            if progress:
-                progress(spec.name, done, len(chosen))
-            self.build_one(spec.name, force=force)
-        if progress:
-            progress("", len(chosen), len(chosen))
+        honest_first = [s.name for s in chosen if s.family is ObjectiveFamily.HONEST] + [
+            s.name for s in chosen if s.family is not ObjectiveFamily.HONEST
+        ]
+        build_in_order(honest_first, self.build_one, force=force, progress=progress)
         return self.write_manifest()
 
     def write_manifest(self) -> ZooManifest:
