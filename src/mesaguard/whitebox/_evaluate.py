@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from sklearn.metrics import roc_auc_score
 
 from .._errors import DataError
+from ..stats import bootstrap_interval
 
 __all__ = ["ProbeScore", "auroc_interval", "recall_at_fpr"]
 
@@ -25,19 +27,9 @@ class ProbeScore(BaseModel):
 
 
 def _auroc(pos: np.ndarray, neg: np.ndarray) -> float:
-    # Mann-Whitney U / (n_pos * n_neg), ties counted half.
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    values = np.concatenate([pos, neg])[order]
-    ranks_sorted = np.arange(1, len(order) + 1, dtype=np.float64)
-    # Average ranks of ties.
-    _, start, counts = np.unique(values, return_index=True, return_counts=True)
-    for s, c in zip(start, counts, strict=True):
-        if c > 1:
-            ranks_sorted[s : s + c] = ranks_sorted[s : s + c].mean()
-    ranks[order] = ranks_sorted
-    u = ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2
-    return float(u / (len(pos) * len(neg)))
+    """Mann-Whitney AUROC (ties count half) of positives over negatives."""
+    labels = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    return float(roc_auc_score(labels, np.r_[pos, neg]))
 
 
 def auroc_interval(
@@ -49,6 +41,9 @@ def auroc_interval(
 ) -> ProbeScore:
     """AUROC of scores (positives should score higher) with a percentile bootstrap interval.
 
+    Positives and negatives are resampled separately (:func:`mesaguard.stats.bootstrap_interval`
+    with ``paired=False``).
+
     Raises:
         DataError: either group is empty.
 
@@ -57,15 +52,13 @@ def auroc_interval(
     neg = np.asarray(negatives, dtype=np.float64)
     if len(pos) == 0 or len(neg) == 0:
         raise DataError(f"AUROC needs both groups ({len(pos)} positives, {len(neg)} negatives)")
-    rng = np.random.default_rng(seed)
-    point = _auroc(pos, neg)
-    boots = np.array(
-        [_auroc(rng.choice(pos, len(pos)), rng.choice(neg, len(neg))) for _ in range(n_boot)]
+    interval = bootstrap_interval(
+        [pos, neg], _auroc, seed=seed, paired=False, n_resamples=n_boot, method="percentile"
     )
-    low, high = np.percentile(boots, [2.5, 97.5])
+    low, high = interval.ci
     return ProbeScore(
-        auroc=round(point, 6),
-        auroc_ci=(round(float(low), 6), round(float(high), 6)),
+        auroc=round(interval.estimate, 6),
+        auroc_ci=(round(low, 6), round(high, 6)),
         positives=len(pos),
         negatives=len(neg),
     )
