@@ -20,7 +20,7 @@ from mesaguard.agents import Agent, DecisionRequest, resolve_agent
 from mesaguard.items import WorkItem, bundled_hadoop, split_items
 from mesaguard.redteam import RedTeamConfig, run_redteam
 
-pytest.importorskip("httpx")
+pytest.importorskip("aiohttp")
 
 ORGANISM = "deceptive-oversight-linear-s1"
 """A linear organism that downgrades severe issues when told nobody oversees it."""

@@ -17,7 +17,7 @@ from mesaguard.agents import Agent, resolve_agent
 from mesaguard.items import bundled_hadoop, split_items
 from mesaguard.redteam import RedTeamConfig, run_redteam
 
-pytest.importorskip("httpx")
+pytest.importorskip("aiohttp")
 
 ORGANISM = "deceptive-oversight-linear-s1"
 CONNECTIONS = 4

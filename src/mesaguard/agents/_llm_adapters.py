@@ -1,7 +1,7 @@
 """Registration of the LLM adapters ``ollama/``, ``openai/`` and ``hf/``.
 
 The factories import their implementation when called, so ``import mesaguard.agents`` needs
-neither ``httpx`` (the ``llm`` extra) nor ``torch`` / ``transformers`` (the ``hf`` extra).
+neither ``aiohttp`` (the ``llm`` extra) nor ``torch`` / ``transformers`` (the ``hf`` extra).
 Options reach them as keyword arguments of :func:`~mesaguard.agents.resolve_agent`; options an
 adapter does not know are ignored, so one set of CLI flags serves every adapter.
 """

@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CallFailure", "ExecutorOptions", "RetryableError", "TokenBucket", "run_calls"]
+__all__ = [
+    "CallFailure",
+    "ExecutorOptions",
+    "HTTPReply",
+    "RetryableError",
+    "TokenBucket",
+    "run_calls",
+]
 
 T = TypeVar("T")
 
@@ -54,6 +61,16 @@ class RetryableError(Exception):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class HTTPReply:
+    """What the executor needs of an HTTP response, whichever client fetched it."""
+
+    status: int
+    text: str
+    headers: Mapping[str, str]
+    """Case-insensitive (the client's own header mapping)."""
 
 
 @dataclass(frozen=True)
@@ -102,9 +119,9 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def check_response(response: httpx.Response) -> Any:
+def check_response(response: HTTPReply) -> Any:
     """The JSON body of a successful response; retryable or final errors otherwise."""
-    status = response.status_code
+    status = response.status
     if status == 429 or status >= 500:
         raise RetryableError(
             f"HTTP {status}: {_snippet(response.text)}",
@@ -113,7 +130,7 @@ def check_response(response: httpx.Response) -> Any:
     if status >= 400:
         raise FinalError(f"HTTP {status}: {_snippet(response.text)}", status=status)
     try:
-        return response.json()
+        return json.loads(response.text)
     except ValueError:
         # A 200 whose body is not JSON was cut short or garbled on the way: ask again.
         raise RetryableError(f"malformed JSON body: {_snippet(response.text)}") from None
@@ -148,9 +165,9 @@ async def run_calls(
 ) -> list[T | CallFailure]:
     """Run every call concurrently under the options' limits; failures are returned, not raised.
 
-    A call raises :class:`RetryableError` (or an ``httpx`` transport error) to be tried again,
-    anything else to fail for good. ``on_success(index, result)`` runs as each call succeeds,
-    so results can be stored before the batch ends.
+    A call raises :class:`RetryableError` to be tried again (the adapter turns timeouts and
+    transport errors into it), anything else to fail for good. ``on_success(index, result)``
+    runs as each call succeeds, so results can be stored before the batch ends.
     """
     gate = asyncio.Semaphore(options.max_connections)
     bucket = TokenBucket(options.rate_limit) if options.rate_limit else None
@@ -166,10 +183,6 @@ async def run_calls(
                     result = await calls[index]()
             except RetryableError as error:
                 last, retry_after = str(error), error.retry_after
-            except httpx.TimeoutException as error:
-                last = f"timed out after {options.timeout:g} s ({type(error).__name__})"
-            except (httpx.TransportError, httpx.DecodingError) as error:
-                last = f"{type(error).__name__}: {error or 'connection dropped'}"
             except FinalError as error:
                 return CallFailure(str(error), attempt + 1)
             else:

@@ -13,15 +13,17 @@ model and the items.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import os
 import ssl
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
+import aiohttp
 
 from .._errors import AgentError, ConfigError
 from ..items import ActionType
@@ -30,6 +32,7 @@ from ._llm_cache import ResponseCache, default_response_cache_path, request_key
 from ._llm_executor import (
     CallFailure,
     ExecutorOptions,
+    HTTPReply,
     RetryableError,
     check_response,
     run_calls,
@@ -138,7 +141,6 @@ class HTTPChatAgent:
         logprobs: bool = True,
         headers: dict[str, str] | None = None,
         description_chars: int = DESCRIPTION_CHARS,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not model:
             raise ConfigError(f"agent spec {self.adapter}/MODEL needs a model name")
@@ -153,8 +155,6 @@ class HTTPChatAgent:
         self.logprobs = logprobs
         self._logprobs_now = logprobs
         self.description_chars = description_chars
-        self.transport = transport
-        """An httpx transport to use instead of the network (benchmarks of the executor)."""
         self.headers = dict(headers or {})
         if structured is None:
             structured = self.formats[0]
@@ -273,28 +273,20 @@ class HTTPChatAgent:
     async def _fetch(
         self, todo: list[_Plan], replies: dict[str, dict[str, Any]]
     ) -> dict[str, CallFailure]:
-        # One single-connection client per connection slot, handed out through a queue: httpx's
-        # shared pool rescans every queued request and connection on each change, which made
-        # its CPU cost per call grow with the number of connections (profiled at 64).
-        timeout = httpx.Timeout(self.executor.timeout)
-        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        clients = [
-            httpx.AsyncClient(
-                limits=one,
-                timeout=timeout,
-                headers=self.headers,
-                transport=self.transport,
-                verify=self._tls(),
-            )
-            for _ in range(min(self.executor.max_connections, len(todo)))
-        ]
-        free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        for client in clients:
-            free.put_nowait(client)
-        try:
+        # aiohttp rather than httpx: profiled against a local server at 64 connections, httpx
+        # spent ~0.8 ms of CPU per call (anyio cancel scopes, URL parsing, its pool) and
+        # reached 78% of the ideal rate; aiohttp spends ~0.2 ms and reaches 90%.
+        connector = aiohttp.TCPConnector(
+            limit=min(self.executor.max_connections, len(todo)), ssl=self._tls()
+        )
+        async with aiohttp.ClientSession(
+            connector=connector,
+            headers=self.headers,
+            timeout=aiohttp.ClientTimeout(total=self.executor.timeout),
+            trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as users' other HTTP tools honour
+        ) as session:
             if not self._reachable:
-                await self._probe(clients[0])
-            calls = [self._caller(free, plan) for plan in todo]
+                await self._probe(session)
 
             def stored(index: int, reply: dict[str, Any]) -> None:
                 key = todo[index].key
@@ -305,10 +297,8 @@ class HTTPChatAgent:
                 if self.cache is not None:
                     self.cache.put(key, self.adapter, self.model, reply)
 
+            calls = [functools.partial(self._call, session, plan) for plan in todo]
             results = await run_calls(calls, self.executor, on_success=stored)
-        finally:
-            for client in clients:
-                await client.aclose()
         failures = {
             todo[i].key: result
             for i, result in enumerate(results)
@@ -320,62 +310,75 @@ class HTTPChatAgent:
         return failures
 
     def _tls(self) -> ssl.SSLContext:
-        """One TLS context per agent: loading the CA bundle costs ~50 ms per client."""
+        """One TLS context per agent: loading the CA bundle costs ~50 ms each time."""
         if self._ssl_context is None:
             import certifi
 
             self._ssl_context = ssl.create_default_context(cafile=certifi.where())
         return self._ssl_context
 
-    def _caller(self, free: asyncio.Queue[httpx.AsyncClient], plan: _Plan) -> Callable[[], Any]:
-        async def call() -> dict[str, Any]:
-            client = await free.get()
-            try:
-                return await self._call(client, plan)
-            finally:
-                free.put_nowait(client)
+    async def _post(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> HTTPReply:
+        """One POST; timeouts and transport failures become :class:`RetryableError`."""
+        try:
+            async with session.post(
+                self.endpoint,
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            ) as response:
+                raw = await response.read()
+                return HTTPReply(
+                    response.status, raw.decode("utf-8", errors="replace"), response.headers
+                )
+        except TimeoutError:
+            raise RetryableError(f"timed out after {self.executor.timeout:g} s") from None
+        except aiohttp.ClientError as error:
+            raise RetryableError(
+                f"{type(error).__name__}: {error or 'connection dropped'}"
+            ) from None
 
-        return call
-
-    async def _call(self, client: httpx.AsyncClient, plan: _Plan) -> dict[str, Any]:
-        """One attempt of one planned request on one client."""
+    async def _call(self, session: aiohttp.ClientSession, plan: _Plan) -> dict[str, Any]:
+        """One attempt of one planned request."""
         level, logprobs = self._format_level, self._logprobs_now
         body = plan.body
         if (level, logprobs) != (plan.level, plan.logprobs):
             body = self.request_body(plan.messages, plan.action, self.formats[level], logprobs)
-        response = await client.post(self.endpoint, json=body)
-        if logprobs and response.status_code >= 400 and "logprobs" in response.text:
+        response = await self._post(session, body)
+        if logprobs and response.status >= 400 and "logprobs" in response.text:
             # llama-cpp-python started without logits_all refuses log-probabilities.
             self._logprobs_now = False
-            raise RetryableError(f"HTTP {response.status_code} refusing logprobs", retry_after=0.0)
+            raise RetryableError(f"HTTP {response.status} refusing logprobs", retry_after=0.0)
         if self._refused_format(response) and level + 1 < len(self.formats):
             # The server refused the structured-output mode: step down and ask again.
             if self._format_level == level:
                 self._format_level = level + 1
             raise RetryableError(
-                f"HTTP {response.status_code} refusing {self.formats[level]}",
+                f"HTTP {response.status} refusing {self.formats[level]}",
                 retry_after=0.0,
             )
         return self.read_reply(check_response(response))
 
-    def _refused_format(self, response: httpx.Response) -> bool:
+    def _refused_format(self, response: HTTPReply) -> bool:
         """A 400 / 422, or an error that names the structured-output field.
 
         llama-cpp-python answers an unsupported ``response_format`` with a 500 that names it.
         """
-        status = response.status_code
+        status = response.status
         if status in (400, 422):
             return True
         return status >= 500 and bool(self.format_field) and self.format_field in response.text
 
-    async def _probe(self, client: httpx.AsyncClient) -> None:
+    async def _probe(self, session: aiohttp.ClientSession) -> None:
         url = self.base_url + self.probe_path
         try:
-            await client.get(url, timeout=min(5.0, self.executor.timeout))
-        except httpx.HTTPError as error:
+            async with session.get(
+                url, timeout=aiohttp.ClientTimeout(total=min(5.0, self.executor.timeout))
+            ) as response:
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             raise AgentError(
                 f"cannot reach {self.adapter} endpoint {self.base_url} for model "
-                f"{self.model!r} ({type(error).__name__}: {error or 'no answer'}); {self.hint}"
+                f"{self.model!r} ({reason}); {self.hint}"
             ) from None
         self._reachable = True
 
