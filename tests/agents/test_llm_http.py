@@ -254,3 +254,15 @@ def test_a_refused_structured_output_mode_steps_down_and_stays_cached(
 def test_bad_structured_mode_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="structured output 'yaml'"):
         resolve_agent("openai/m", base_url="http://127.0.0.1:9/v1", structured="yaml", cache=False)
+
+
+def test_proxy_comes_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mesaguard.agents._llm_http import environment_proxy
+
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert environment_proxy("http://models.internal:8000/v1") is None
+    monkeypatch.setenv("http_proxy", "http://proxy.corp:3128")
+    assert environment_proxy("http://models.internal:8000/v1") == "http://proxy.corp:3128"
+    monkeypatch.setenv("no_proxy", "models.internal")
+    assert environment_proxy("http://models.internal:8000/v1") is None
