@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "CallFailure",
+    "CallRunner",
     "ExecutorOptions",
     "HTTPReply",
     "RetryableError",
@@ -157,40 +158,47 @@ def backoff_delay(attempt: int, options: ExecutorOptions, retry_after: float | N
     return random.uniform(ceiling / 2.0, ceiling)
 
 
-async def run_calls(
-    calls: Sequence[Callable[[], Awaitable[T]]],
-    options: ExecutorOptions,
-    *,
-    on_success: Callable[[int, T], None] | None = None,
-) -> list[T | CallFailure]:
-    """Run every call concurrently under the options' limits; failures are returned, not raised.
+class CallRunner:
+    """Runs calls under one set of limits: a shared concurrency gate and start pacing.
 
-    A call raises :class:`RetryableError` to be tried again (the adapter turns timeouts and
-    transport errors into it), anything else to fail for good. ``on_success(index, result)``
-    runs as each call succeeds, so results can be stored before the batch ends.
+    Calls may be submitted at any time (an adapter starts sending before it has rendered the
+    whole batch); every call, whenever submitted, shares the same ``max_connections`` and
+    ``rate_limit``.
     """
-    gate = asyncio.Semaphore(options.max_connections)
-    bucket = TokenBucket(options.rate_limit) if options.rate_limit else None
 
-    async def one(index: int) -> T | CallFailure:
+    def __init__(self, options: ExecutorOptions) -> None:
+        self.options = options
+        self._gate = asyncio.Semaphore(options.max_connections)
+        self._bucket = TokenBucket(options.rate_limit) if options.rate_limit else None
+
+    async def run(self, call: Callable[[], Awaitable[T]]) -> T | CallFailure:
+        """One call with its retries; a failure for good is returned, not raised.
+
+        The call raises :class:`RetryableError` to be tried again (the adapter turns timeouts
+        and transport errors into it), :class:`FinalError` to fail at once; anything else
+        propagates.
+        """
+        options = self.options
         last = "no attempt"
         for attempt in range(options.retries + 1):
-            if bucket is not None:
-                await bucket.acquire()
+            if self._bucket is not None:
+                await self._bucket.acquire()
             retry_after: float | None = None
             try:
-                async with gate:
-                    result = await calls[index]()
+                async with self._gate:
+                    return await call()
             except RetryableError as error:
                 last, retry_after = str(error), error.retry_after
             except FinalError as error:
                 return CallFailure(str(error), attempt + 1)
-            else:
-                if on_success is not None:
-                    on_success(index, result)
-                return result
             if attempt < options.retries:
                 await asyncio.sleep(backoff_delay(attempt, options, retry_after))
         return CallFailure(last, options.retries + 1)
 
-    return list(await asyncio.gather(*(one(i) for i in range(len(calls)))))
+
+async def run_calls(
+    calls: Sequence[Callable[[], Awaitable[T]]], options: ExecutorOptions
+) -> list[T | CallFailure]:
+    """Run every call concurrently under the options' limits; failures are returned, not raised."""
+    runner = CallRunner(options)
+    return list(await asyncio.gather(*(runner.run(call) for call in calls)))

@@ -1,13 +1,13 @@
 """What the Ollama and OpenAI-compatible adapters share: a batched, cached, concurrent chat agent.
 
-``decide(batch)`` renders one chat request per decision request, answers what it can from the
-reply cache, probes the endpoint once if anything is left to ask (so a dead endpoint fails in
-seconds with a hint, not after a batch of timeouts), runs the remaining calls concurrently
-through :func:`run_calls`, stores each reply the moment it arrives, and parses every reply into a
-:class:`Decision`. A reply that cannot be parsed becomes an invalid decision with its raw text;
-a call that fails for good becomes an invalid decision too, unless more than ``fail_on_error``
-of the batch failed, in which case the batch raises :class:`AgentError` naming the endpoint, the
-model and the items.
+``decide(batch)`` renders one chat request per decision request, chunk by chunk, answers what it
+can from the reply cache, probes the endpoint once if anything is left to ask (so a dead endpoint
+fails in seconds with a hint, not after a batch of timeouts), starts the remaining calls as soon
+as their chunk is rendered (a :class:`CallRunner` bounds them all together), stores each reply
+the moment it arrives, and parses every reply into a :class:`Decision`. A reply that cannot be
+parsed becomes an invalid decision with its raw text; a call that fails for good becomes an
+invalid decision too, unless more than ``fail_on_error`` of the batch failed, in which case the
+batch raises :class:`AgentError` naming the endpoint, the model and the items.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from ._decision import Decision, DecisionRequest
 from ._llm_cache import ResponseCache, default_response_cache_path, request_key
 from ._llm_executor import (
     CallFailure,
+    CallRunner,
     ExecutorOptions,
     HTTPReply,
     RetryableError,
     check_response,
-    run_calls,
 )
 from ._llm_parse import (
     DEFAULT_CONFIDENCE,
@@ -55,6 +55,10 @@ from ._llm_prompt import (
 )
 
 __all__ = ["CallStats", "GenerationOptions", "HTTPChatAgent", "open_cache", "templates_for"]
+
+_RENDER_CHUNK = 64
+"""Requests rendered between two turns of the event loop: the first calls go out after one
+chunk, and rendering the rest of a large batch overlaps their wait for replies."""
 
 
 @dataclass
@@ -231,17 +235,44 @@ class HTTPChatAgent:
 
     async def adecide(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
         """Decide a batch asynchronously."""
-        plans = [self._plan(r) for r in requests]
-        keys = [plan.key for plan in plans]
-        replies: dict[str, dict[str, Any]] = (
-            self.cache.get_many(keys) if self.cache is not None else {}
-        )
-        self.stats.cache_hits += len(replies)
-        todo = list(dict.fromkeys(k for k in keys if k not in replies))
+        keys: list[str] = []
+        replies: dict[str, dict[str, Any]] = {}
         failures: dict[str, CallFailure] = {}
-        if todo:
-            by_key = {plan.key: plan for plan in plans}
-            failures = await self._fetch([by_key[k] for k in todo], replies)
+        asked: set[str] = set()
+        pending: list[asyncio.Future[None]] = []
+        runner = CallRunner(self.executor)
+        session: aiohttp.ClientSession | None = None
+        try:
+            for start in range(0, len(requests), _RENDER_CHUNK):
+                plans = [self._plan(r) for r in requests[start : start + _RENDER_CHUNK]]
+                keys.extend(plan.key for plan in plans)
+                fresh = {p.key: p for p in plans if p.key not in replies and p.key not in asked}
+                if fresh and self.cache is not None:
+                    found = self.cache.get_many(list(fresh))
+                    self.stats.cache_hits += len(found)
+                    replies.update(found)
+                todo = [plan for key, plan in fresh.items() if key not in replies]
+                if not todo:
+                    continue
+                if session is None:
+                    session = self._session()
+                    if not self._reachable:
+                        await self._probe(session)
+                for plan in todo:
+                    asked.add(plan.key)
+                    pending.append(
+                        asyncio.ensure_future(self._fetch(runner, session, plan, replies, failures))
+                    )
+                await asyncio.sleep(0)  # let the calls just started go out
+            await asyncio.gather(*pending)
+        except BaseException:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            raise
+        finally:
+            if session is not None:
+                await session.close()
         self.stats.requests += len(requests)
         decisions = [
             self._decision(request, replies.get(key), failures.get(key))
@@ -275,43 +306,38 @@ class HTTPChatAgent:
             body = self.request_body(messages, request.action, self.formats[level], logprobs)
         return _Plan(key, messages, request.action, body, level, logprobs)
 
-    async def _fetch(
-        self, todo: list[_Plan], replies: dict[str, dict[str, Any]]
-    ) -> dict[str, CallFailure]:
+    def _session(self) -> aiohttp.ClientSession:
         # aiohttp rather than httpx: profiled against a local server at 64 connections, httpx
         # spent ~0.8 ms of CPU per call (anyio cancel scopes, URL parsing, its pool) and
-        # reached 78% of the ideal rate; aiohttp spends ~0.2 ms and reaches 90%.
-        connector = aiohttp.TCPConnector(
-            limit=min(self.executor.max_connections, len(todo)), ssl=self._tls()
-        )
-        async with aiohttp.ClientSession(
-            connector=connector,
+        # reached 78% of the ideal rate; aiohttp spends ~0.2 ms (docs/llm.md).
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.executor.max_connections, ssl=self._tls()),
             headers=self.headers,
             timeout=aiohttp.ClientTimeout(total=self.executor.timeout),
-        ) as session:
-            if not self._reachable:
-                await self._probe(session)
+        )
 
-            def stored(index: int, reply: dict[str, Any]) -> None:
-                key = todo[index].key
-                replies[key] = reply
-                self.stats.calls += 1
-                self.stats.prompt_tokens += int(reply.get("prompt_tokens") or 0)
-                self.stats.completion_tokens += int(reply.get("completion_tokens") or 0)
-                if self.cache is not None:
-                    self.cache.put(key, self.adapter, self.model, reply)
-
-            calls = [functools.partial(self._call, session, plan) for plan in todo]
-            results = await run_calls(calls, self.executor, on_success=stored)
-        failures = {
-            todo[i].key: result
-            for i, result in enumerate(results)
-            if isinstance(result, CallFailure)
-        }
-        self.stats.failures += len(failures)
-        for failure in list(failures.values())[: max(0, 5 - len(self.stats.errors))]:
-            self.stats.errors.append(failure.message)
-        return failures
+    async def _fetch(
+        self,
+        runner: CallRunner,
+        session: aiohttp.ClientSession,
+        plan: _Plan,
+        replies: dict[str, dict[str, Any]],
+        failures: dict[str, CallFailure],
+    ) -> None:
+        """One planned request, retried as the executor allows; stored the moment it succeeds."""
+        result = await runner.run(functools.partial(self._call, session, plan))
+        if isinstance(result, CallFailure):
+            failures[plan.key] = result
+            self.stats.failures += 1
+            if len(self.stats.errors) < 5:
+                self.stats.errors.append(result.message)
+            return
+        replies[plan.key] = result
+        self.stats.calls += 1
+        self.stats.prompt_tokens += int(result.get("prompt_tokens") or 0)
+        self.stats.completion_tokens += int(result.get("completion_tokens") or 0)
+        if self.cache is not None:
+            self.cache.put(plan.key, self.adapter, self.model, result)
 
     def _tls(self) -> ssl.SSLContext:
         """One TLS context per agent: loading the CA bundle costs ~50 ms each time."""
