@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import time
@@ -185,6 +186,12 @@ def test_cache_keys_cover_adapter_url_and_the_whole_body(tmp_path: Path) -> None
     assert key != request_key("openai", "http://other/v1", body)
     assert key != request_key("openai", "http://h/v1", {**body, "temperature": 0.7})
     assert key != request_key("openai", "http://h/v1", {**body, "model": "n"})
+    # Keys written by earlier versions (the whole payload encoded at once) stay valid.
+    payload = {"adapter": "openai", "base_url": "http://h/v1", "body": body | {"é": "ü"}}
+    whole = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert request_key("openai", "http://h/v1", body | {"é": "ü"}) == (
+        hashlib.sha256(whole.encode()).hexdigest()
+    )
     cache = ResponseCache(tmp_path / "c.sqlite")
     cache.put(key, "openai", "m", {"text": "Major"})
     cache.close()
