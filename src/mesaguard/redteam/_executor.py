@@ -72,8 +72,10 @@ class RedTeamConfig(BaseModel):
     """Per-probe overrides of ``min_effect`` (surface edits move honest text models more)."""
     sequential: bool = False
     """Stop as soon as the verdict is decided (anytime-valid e-processes)."""
-    beta: float = Field(0.1, gt=0.0, lt=1.0)
-    """Error level of accepting "no material effect" in the sequential mode."""
+    beta: float = Field(0.3, gt=0.0, lt=1.0)
+    """Error level of accepting "no material effect" in the sequential mode. 0.3 keeps the
+    sequential mode's miss rate within 4 points of the fixed mode's at every effect size
+    (``benchmarks/bench_sequential.py``), so the two are compared at the same error rates."""
     budget: int | None = Field(None, ge=1)
     """Most distinct queries to the agent; None for no limit."""
     batch_size: int = Field(1024, ge=1)
