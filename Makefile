@@ -72,11 +72,13 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench_zoo.py
 	$(BIN)/python benchmarks/bench_redteam.py
+	$(BIN)/python benchmarks/bench_sequential.py
 	$(BIN)/python benchmarks/bench_ledger.py
 	$(BIN)/python benchmarks/vs_inspect.py
 	$(BIN)/python benchmarks/bench_constitution.py
 	$(BIN)/python benchmarks/bench_gate.py
 	$(BIN)/python benchmarks/bench_server.py --cpus 0,1
+	$(BIN)/python benchmarks/bench_llm.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,11 @@ from mesaguard.agents import (
     request_key,
 )
 from mesaguard.agents._llm_executor import (
+    CallFailure,
+    CallRunner,
     ExecutorOptions,
+    FinalError,
+    RetryableError,
     TokenBucket,
     backoff_delay,
     retry_after_seconds,
@@ -210,6 +215,45 @@ def test_token_bucket_paces_starts_to_the_rate() -> None:
 
     elapsed = asyncio.run(starts(11))
     assert elapsed >= 10 / 50.0 * 0.9
+
+
+def test_call_runner_bounds_concurrency_across_submissions_and_retries_what_can_succeed() -> None:
+    options = ExecutorOptions(max_connections=3, retries=2, backoff=0.0)
+    in_flight = peak = 0
+    attempts: dict[str, int] = {}
+
+    def call(name: str, fails: int, final: bool = False) -> Callable[[], Awaitable[str]]:
+        async def attempt() -> str:
+            nonlocal in_flight, peak
+            attempts[name] = attempts.get(name, 0) + 1
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+            if final:
+                raise FinalError("HTTP 404: no such model", status=404)
+            if attempts[name] <= fails:
+                raise RetryableError("HTTP 503")
+            return name
+
+        return attempt
+
+    async def run() -> list[object]:
+        runner = CallRunner(options)
+        first = [asyncio.create_task(runner.run(call(f"a{i}", 0))) for i in range(5)]
+        await asyncio.sleep(0)  # a second submission while the first is in flight
+        second = [
+            asyncio.create_task(runner.run(call("flaky", 2))),
+            asyncio.create_task(runner.run(call("dead", 5))),
+            asyncio.create_task(runner.run(call("missing", 0, final=True))),
+        ]
+        return list(await asyncio.gather(*first, *second))
+
+    results = asyncio.run(run())
+    assert peak == 3
+    assert results[:5] == [f"a{i}" for i in range(5)] and results[5] == "flaky"
+    assert results[6] == CallFailure("HTTP 503", 3) and attempts["dead"] == 3
+    assert isinstance(results[7], CallFailure) and attempts["missing"] == 1
 
 
 def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:

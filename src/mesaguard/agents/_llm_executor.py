@@ -15,7 +15,7 @@ import email.utils
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,7 +28,6 @@ __all__ = [
     "HTTPReply",
     "RetryableError",
     "TokenBucket",
-    "run_calls",
 ]
 
 T = TypeVar("T")
@@ -194,11 +193,3 @@ class CallRunner:
             if attempt < options.retries:
                 await asyncio.sleep(backoff_delay(attempt, options, retry_after))
         return CallFailure(last, options.retries + 1)
-
-
-async def run_calls(
-    calls: Sequence[Callable[[], Awaitable[T]]], options: ExecutorOptions
-) -> list[T | CallFailure]:
-    """Run every call concurrently under the options' limits; failures are returned, not raised."""
-    runner = CallRunner(options)
-    return list(await asyncio.gather(*(runner.run(call) for call in calls)))
