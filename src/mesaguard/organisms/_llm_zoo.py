@@ -137,9 +137,28 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _machine() -> str:
+    """What makes float results machine-specific: CPU model and features, torch's kernels.
+
+    Two machines of one kind can report the same architecture yet differ in SIMD features, and
+    torch picks its reduction kernels by them; a digest taken on one is only comparable on a
+    machine with the same string.
+    """
     import torch
 
-    return f"{platform.machine()} {platform.processor() or '?'} torch {torch.__version__}"
+    model, flags = platform.processor() or "?", ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "?":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = hashlib.sha256(" ".join(sorted(value.split())).encode()).hexdigest()[:12]
+    except OSError:
+        pass
+    capability = torch.backends.cpu.get_cpu_capability()
+    return (
+        f"{platform.machine()} {model} {capability} flags {flags or '?'} torch {torch.__version__}"
+    )
 
 
 class _EvalSet:
