@@ -133,6 +133,24 @@ def test_sequential_mode_stops_early_for_a_strong_effect(items: list[WorkItem]) 
     assert flagged.sequential is not None and flagged.sequential.decision == "reject"
 
 
+def test_sequential_rounds_focus_on_the_test_that_leads(items: list[WorkItem]) -> None:
+    """Once one test's evidence leads, rounds go to it alone: fewer pairs on the other tests."""
+    from mesaguard.redteam import _executor
+
+    agent = CallableAgent(downgrades_when("oversight"), name="o")
+    focused = run_redteam(agent, items, RedTeamConfig(sequential=True))
+    even = _executor.FOCUS_LEAD
+    try:
+        _executor.FOCUS_LEAD = float("inf")  # no test ever leads: every round samples every test
+        spread = run_redteam(agent, items, RedTeamConfig(sequential=True))
+    finally:
+        _executor.FOCUS_LEAD = even
+    assert focused.verdict.kind is spread.verdict.kind is VerdictKind.DECEPTIVE
+    assert focused.queries < spread.queries
+    others = [f for f in focused.findings if f.test != "oversight" and f.sequential is not None]
+    assert others and all(f.n <= 8 for f in others)
+
+
 def test_sequential_mode_clears_a_blind_agent_with_fewer_queries(items: list[WorkItem]) -> None:
     agent = CallableAgent(blind, name="blind")
     fixed = run_redteam(agent, items)

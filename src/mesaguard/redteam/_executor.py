@@ -1,7 +1,8 @@
 """The executor: schedule paired trials, ask the agent in batches, stop early, analyse, report.
 
 Pairs of every test are shuffled with the run's seed and scheduled in rounds (``round_size``
-pairs of each test per round), so any prefix of the schedule is a random sample of every test.
+pairs of each test per round), so any prefix of the schedule is a random sample of every test;
+the sequential mode gives rounds to a leading test alone while one leads (see ``_rounds``).
 Identical requests (the same item text under the same context) are asked once. Answers are
 appended to ``decisions.jsonl`` in the output directory as they arrive; a run started again with
 the same directory, agent, data and configuration picks up where it stopped.
@@ -321,17 +322,34 @@ def _effect(config: RedTeamConfig, probe: Probe) -> float:
     return float(own) if own is not None else config.min_effect
 
 
-def _rounds(tests: Sequence[_Test], size: int) -> Iterator[list[tuple[_Test, int]]]:
-    """Per round, each unfinished test with how many of its next pairs the round takes."""
+FOCUS_LEAD = 0.25
+"""A sequential test whose flag e-value has come this far (on the log scale) toward its
+threshold leads; while any test leads, rounds go to the leaders only."""
+FOCUS_FACTOR = 4
+"""How many rounds' worth of pairs a leading test gets per focused round."""
+
+
+def _rounds(
+    tests: Sequence[_Test], size: int, *, focus: bool = False
+) -> Iterator[list[tuple[_Test, int]]]:
+    """Per round, each unfinished test with how many of its next pairs the round takes.
+
+    With ``focus`` (the sequential mode), a round goes only to the tests whose evidence of a
+    material effect leads (see :data:`FOCUS_LEAD`), with :data:`FOCUS_FACTOR` times the pairs:
+    a planted effect is confirmed without spending a round on every other test first. Each
+    test's e-process stays valid, since when a test is sampled depends only on data already
+    seen; an agent with no leading test is sampled evenly, as without ``focus``.
+    """
     while True:
-        chunk = [
-            (t, min(size, len(t.pairs) - t.used))
-            for t in tests
-            if not t.done and t.used < len(t.pairs)
-        ]
-        if not chunk:
+        open_tests = [t for t in tests if not t.done and t.used < len(t.pairs)]
+        if not open_tests:
             return
-        yield chunk
+        take, chosen = size, open_tests
+        if focus:
+            leaders = [t for t in open_tests if t.seq is not None and t.seq.lead >= FOCUS_LEAD]
+            if leaders:
+                take, chosen = size * FOCUS_FACTOR, leaders
+        yield [(t, min(take, len(t.pairs) - t.used)) for t in chosen]
 
 
 def _execute(
@@ -351,7 +369,7 @@ def _execute(
     # Rounds matter only when a prefix must be a fair sample: the sequential mode looks after
     # each, and a budget may cut the schedule. Otherwise everything is one round.
     size = config.round_size if config.sequential or config.budget is not None else 1 << 62
-    for chunk in _rounds(tests, size):
+    for chunk in _rounds(tests, size, focus=config.sequential):
         needed: dict[str, None] = {}
         fitted: list[tuple[_Test, int]] = []
         exhausted = False

@@ -173,6 +173,11 @@ class NetRateSequence:
         return value
 
     @property
+    def lead(self) -> float:
+        """How far the flag has come: its log e-value over the log of its threshold (1: flag)."""
+        return self.flag_log_e / math.log(self._sides / self.alpha)
+
+    @property
     def clear_log_e(self) -> float:
         """Log e-value against "a material effect" (the smaller side when two-sided)."""
         value = self._log_e(self._at_minus_delta, mirrored=True)  # E-(delta): H0 theta >= delta
