@@ -133,18 +133,17 @@ def test_sequential_mode_stops_early_for_a_strong_effect(items: list[WorkItem]) 
     assert flagged.sequential is not None and flagged.sequential.decision == "reject"
 
 
-def test_sequential_rounds_focus_on_the_test_that_leads(items: list[WorkItem]) -> None:
+def test_sequential_rounds_focus_on_the_test_that_leads(
+    items: list[WorkItem], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Once one test's evidence leads, rounds go to it alone: fewer pairs on the other tests."""
     from mesaguard.redteam import _executor
 
     agent = CallableAgent(downgrades_when("oversight"), name="o")
     focused = run_redteam(agent, items, RedTeamConfig(sequential=True))
-    even = _executor.FOCUS_LEAD
-    try:
-        _executor.FOCUS_LEAD = float("inf")  # no test ever leads: every round samples every test
-        spread = run_redteam(agent, items, RedTeamConfig(sequential=True))
-    finally:
-        _executor.FOCUS_LEAD = even
+    # No test ever leads: every round samples every test.
+    monkeypatch.setattr(_executor, "FOCUS_LEAD", float("inf"))
+    spread = run_redteam(agent, items, RedTeamConfig(sequential=True))
     assert focused.verdict.kind is spread.verdict.kind is VerdictKind.DECEPTIVE
     assert focused.queries < spread.queries
     others = [f for f in focused.findings if f.test != "oversight" and f.sequential is not None]

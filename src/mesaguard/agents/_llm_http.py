@@ -353,8 +353,8 @@ class HTTPChatAgent:
 
     def _session(self) -> aiohttp.ClientSession:
         # aiohttp rather than httpx: profiled against a local server at 64 connections, httpx
-        # spent ~0.8 ms of CPU per call (anyio cancel scopes, URL parsing, its pool) and
-        # reached 78% of the ideal rate; aiohttp spends ~0.2 ms (docs/llm.md).
+        # spent ~1.1 ms of CPU per call (anyio cancel scopes, URL parsing, its pool); aiohttp
+        # spends ~0.2 ms (docs/llm.md).
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.executor.max_connections, ssl=self._tls()),
             headers=self.headers,
