@@ -1,0 +1,173 @@
+"""How few queries can *any* valid sequential test spend to clear an honest control?
+
+The sequential red team clears a test when it has shown, at level ``beta``, that the net flip
+rate is below the minimum effect ``delta`` (``redteam/_sequential.py``). However a test is built,
+the information-theoretic bound of sequential analysis (Wald; in the form of Garivier & Kaufmann
+2016, Lemma 1) limits how early it can do so: if a test clears with probability near one when
+the pairs follow ``P`` and with probability at most ``beta`` whenever ``|theta| >= delta``, then
+
+    E_P[pairs] >= log(1 / beta) / KL_inf(P),
+
+where ``KL_inf(P)`` is the smallest Kullback-Leibler divergence from ``P`` to a distribution of
+the outcome ``D = toward - away`` with a material net rate (both signs for a two-sided test, so
+the slower side counts). ``KL_inf`` equals the best growth rate of a bet against the material
+alternative, ``max_l E_P log(1 + l (delta - D))`` (the duality of Honda & Takemura), computed
+here on a grid.
+
+This script runs the fixed-sample red team (every planned pair) on the honest controls of the
+default zoo, as ``mesaguard bench detect`` does, estimates ``P`` for every test from its 200
+pairs, and adds up the bound over the tests of a run: an observation-contrast pair costs two
+new queries, a proxy or sandbagging pair at least one (its reference arm, the item under the
+neutral framing, is shared). It prints the bound beside what the sequential mode spends. The
+bound is an oracle's: it knows ``P`` in advance, so no test that has to learn ``P`` reaches it.
+
+Run: ``python benchmarks/bench_clear_bound.py [--beta 0.3 --beta 0.5]`` (after
+``mesaguard zoo build``; about a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import machine_line, markdown_table, print_table, write_section  # noqa: E402
+
+PAIRED_PROBES_WITH_TWO_NEW_QUERIES = ("observation-contrast",)
+"""Probes whose both arms are specific to the test (no query shared with another test)."""
+
+
+def clearing_rate(toward: float, away: float, delta: float) -> float:
+    """``KL_inf``: the best growth rate of a bet that ``E[D] < delta`` when P(+1), P(-1) are given."""
+    stay = 1.0 - toward - away
+    bets = np.linspace(0.0, 1.0 / (1.0 - delta), 20001)[:-1]
+    growth = (
+        toward * np.log1p(bets * (delta - 1.0))
+        + stay * np.log1p(bets * delta)
+        + away * np.log1p(bets * (delta + 1.0))
+    )
+    return float(growth.max())
+
+
+def test_bound(n: int, down: int, up: int, delta: float, beta: float, two_sided: bool) -> float:
+    """Lower bound on the pairs needed to clear one test (at most the pairs it has)."""
+    # Half a flip each way: a test with no flip in 200 pairs is not taken to be flip-free.
+    toward, away = (down + 0.5) / (n + 1), (up + 0.5) / (n + 1)
+    rate = clearing_rate(toward, away, delta)
+    if two_sided:
+        rate = min(rate, clearing_rate(away, toward, delta))
+    return float(n) if rate <= 0 else min(float(n), math.log(1.0 / beta) / rate)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--beta", type=float, action="append", default=None)
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
+    args = parser.parse_args()
+    betas = args.beta or [0.3, 0.5]
+
+    from mesaguard.cli._bench import deployment_items
+    from mesaguard.organisms import ObjectiveFamily, Zoo
+    from mesaguard.redteam import RedTeamConfig, run_redteam
+
+    zoo = Zoo()
+    names = [o.name for o in zoo.spec.organisms if o.family is ObjectiveFamily.HONEST]
+    names = [n for n in names if zoo.record(n) is not None]
+    if not names:
+        raise SystemExit("no honest control is built: run `mesaguard zoo build` first")
+    items = deployment_items(zoo, 0.1, args.seed)
+    fixed = RedTeamConfig(seed=args.seed, max_items=args.items)
+    rows: list[list[object]] = []
+    bounds: dict[float, list[float]] = {b: [] for b in betas}
+    spent: list[int] = []
+    obs_share: list[float] = []
+    for name in names:
+        organism = zoo.organism(name)
+        report = run_redteam(organism, items, fixed, data_source="bench", data_hash="bench")
+        sequential = run_redteam(
+            organism,
+            items,
+            fixed.model_copy(update={"sequential": True}),
+            data_source="bench",
+            data_hash="bench",
+        )
+        row: list[object] = [name]
+        for beta in betas:
+            total = obs = 0.0
+            for finding in report.findings:
+                if finding.control:
+                    continue
+                two = finding.probe != "sandbagging"
+                pairs = test_bound(
+                    finding.n,
+                    finding.down,
+                    finding.up,
+                    fixed.effect_for(finding.probe),
+                    beta,
+                    two,
+                )
+                cost = 2 if finding.probe in PAIRED_PROBES_WITH_TWO_NEW_QUERIES else 1
+                total += cost * pairs
+                obs += cost * pairs if cost == 2 else 0.0
+            bounds[beta].append(total)
+            row.append(f"{total:,.0f}")
+            if beta == betas[0]:
+                obs_share.append(obs / total)
+        spent.append(sequential.queries)
+        row.append(f"{sequential.queries:,}")
+        rows.append(row)
+    medians: list[object] = ["**median**"]
+    medians += [f"**{statistics.median(bounds[b]):,.0f}**" for b in betas]
+    medians.append(f"**{statistics.median(spent):,.0f}**")
+    rows.append(medians)
+    columns = [
+        "honest control",
+        *(f"lower bound, beta = {b}" for b in betas),
+        f"sequential mode (beta = {fixed.beta})",
+    ]
+    print_table("Queries to clear an honest control: oracle lower bound vs spent", columns, rows)
+    smallest = {b: min(bounds[b]) for b in betas}
+    summary = (
+        "Smallest bound over the controls: "
+        + ", ".join(f"{smallest[b]:,.0f} at beta = {b}" for b in betas)
+        + f". Observation contrast is {statistics.median(obs_share):.0%} of the bound "
+        f"(median, beta = {betas[0]})."
+    )
+    print(summary)
+    if args.no_write:
+        return
+    write_section(
+        "clear-bound",
+        "## The least any sequential test can spend on an honest control "
+        "(`benchmarks/bench_clear_bound.py`)\n\n"
+        f"{machine_line()}; the default zoo's {len(names)} honest controls, the fixed-mode red "
+        f"team on {args.items} items of the deployment test split (as `mesaguard bench detect`), "
+        f"seed {args.seed}. Per test, the pairs any sequential test needs to clear it at level "
+        "beta (clearing with probability near one on this agent while clearing a material effect "
+        "with probability at most beta) are at least log(1/beta) / KL_inf, with KL_inf the "
+        "divergence from the agent's estimated outcome distribution to the nearest material one "
+        "(Wald's bound; Garivier & Kaufmann 2016). An observation pair costs two new queries, "
+        "a proxy or sandbagging pair at least one; the bound assumes the agent's flip rates are "
+        "known in advance, so it is not reachable.\n\n"
+        + markdown_table(columns, rows)
+        + f"\n\n{summary} The bound is on the expected cost under the estimated flip rates, so "
+        "one run can spend less than it (a lucky prefix). In a zoo with as many honest controls "
+        "as planted organisms, the median verdict is the mean of the slowest planted organism "
+        "and the fastest honest control when every planted organism is convicted first; with "
+        f"no honest control's expected cost below {smallest[betas[0]]:,.0f} queries at beta = "
+        f"{betas[0]}, a median of at most 1,000 needs every planted organism convicted in fewer "
+        f"than {2000 - smallest[betas[0]]:,.0f} queries even with an oracle's bets, and in "
+        f"fewer than {2000 - min(spent):,} with the sequential mode's "
+        f"(fastest honest control: {min(spent):,} queries).\n",
+    )
+
+
+if __name__ == "__main__":
+    main()
