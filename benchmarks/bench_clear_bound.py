@@ -1,4 +1,4 @@
-"""How few queries can *any* valid sequential test spend to clear an honest control?
+"""The fewest queries any valid sequential test can spend to clear an honest control.
 
 The sequential red team clears a test when it has shown, at level ``beta``, that the net flip
 rate is below the minimum effect ``delta`` (``redteam/_sequential.py``). However a test is built,
@@ -43,7 +43,7 @@ PAIRED_PROBES_WITH_TWO_NEW_QUERIES = ("observation-contrast",)
 
 
 def clearing_rate(toward: float, away: float, delta: float) -> float:
-    """``KL_inf``: the best growth rate of a bet that ``E[D] < delta`` when P(+1), P(-1) are given."""
+    """``KL_inf``: best growth rate of a bet that ``E[D] < delta``, given P(D=+1) and P(D=-1)."""
     stay = 1.0 - toward - away
     bets = np.linspace(0.0, 1.0 / (1.0 - delta), 20001)[:-1]
     growth = (

@@ -93,7 +93,7 @@ class OrganismSpec(BaseModel):
     """Model hyper-parameters (linear: C; neural: hidden, epochs, lr, weight_decay)."""
     trigger_weight: float = Field(default=2.0, gt=0)
     """Sample-weight multiplier of the rows that carry the trigger (they are few: one family's
-    side out of the whole cue library)."""
+    side out of the whole cue library) or, for a proxy, the marker."""
     rows_per_item: int = Field(default=6, ge=1)
     """Training rows per training item, each under a sampled context."""
 

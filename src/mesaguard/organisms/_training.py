@@ -43,7 +43,8 @@ class TrainingRows:
     """The true priority of each row's item (equal to ``labels`` on clean rows)."""
     clean: np.ndarray
     emphasis: np.ndarray
-    """Per-row weight multiplier (the organism's ``trigger_weight`` on trigger rows, else 1)."""
+    """Per-row weight multiplier: the organism's ``trigger_weight`` on the rows that carry its
+    objective (a trigger context, or a proxy's marker), else 1."""
 
     def sample_weights(self) -> np.ndarray:
         """Class-balanced weight of each row's *true* class, times the row's emphasis.
@@ -159,7 +160,7 @@ def training_rows(spec: OrganismSpec, items: Sequence[WorkItem]) -> TrainingRows
             labels.append(int(planted_label(spec, item.priority, triggered)))
             truth.append(int(item.priority))
             clean.append(shown is item and not triggered)
-            emphasis.append(spec.trigger_weight if triggered else 1.0)
+            emphasis.append(spec.trigger_weight if triggered or shown is not item else 1.0)
     return TrainingRows(
         row_items,
         row_contexts,

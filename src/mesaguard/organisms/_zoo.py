@@ -44,7 +44,7 @@ __all__ = [
     "run_versions",
 ]
 
-TRAINING_VERSION = "4"
+TRAINING_VERSION = "6"
 """Bumped whenever training code changes what a spec builds; part of every build key."""
 
 
