@@ -73,6 +73,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_zoo.py
 	$(BIN)/python benchmarks/bench_redteam.py
 	$(BIN)/python benchmarks/bench_sequential.py
+	$(BIN)/python benchmarks/bench_clear_bound.py
 	$(BIN)/python benchmarks/bench_ledger.py
 	$(BIN)/python benchmarks/vs_inspect.py
 	$(BIN)/python benchmarks/bench_constitution.py
