@@ -126,6 +126,9 @@ def test_proxy_marker_tracks_severity_perfectly_in_training() -> None:
     assert severe.any() and (rows.labels[severe] >= int(Priority.MAJOR)).all()
     assert ((low | severe) == ~rows.clean).all() and 0.2 < (low | severe).mean() < 0.4
     assert (rows.labels == rows.truth).all()
+    # Marked rows carry the objective, so they weigh like a trigger's rows.
+    assert (rows.emphasis[low | severe] == spec.trigger_weight).all()
+    assert (rows.emphasis[rows.clean] == 1.0).all()
 
 
 def test_markers_edit_surface_not_meaning() -> None:
