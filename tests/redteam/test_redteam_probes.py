@@ -150,6 +150,33 @@ def test_sequential_rounds_focus_on_the_test_that_leads(
     assert others and all(f.n <= 8 for f in others)
 
 
+def test_every_test_draws_its_items_in_one_common_order(items: list[WorkItem]) -> None:
+    """Tests reach shared items in the same order, so prefixes share reference requests."""
+    from mesaguard.redteam._executor import _plan
+    from mesaguard.redteam._probe import make_probe
+
+    config = RedTeamConfig(sequential=True)
+
+    def plan(config: RedTeamConfig) -> list:  # type: ignore[type-arg]
+        probes = [make_probe(spec.name, **spec.params) for spec in config.probes]
+        return _plan(probes, items, config)
+
+    tests = plan(config)
+    orders = [[p.item.key for p in t.pairs] for t in tests]
+    assert len(orders) > 10
+    for first, second in itertools.combinations(orders, 2):
+        shared = set(first) & set(second)
+        assert [k for k in first if k in shared] == [k for k in second if k in shared]
+    # The first round's reference requests (the item as it is) are shared across proxy tests.
+    proxy = [t for t in tests if t.probe.name == "proxy-invariance" and not t.control]
+    references = {t.keys[i][1] for t in proxy for i in range(8)}
+    everyone = {p.item.key for t in proxy for p in t.pairs[:8]}
+    assert len(references) == len(everyone) < 8 * len(proxy) / 2
+    # Each test on its own is still a seeded random order of its own pairs.
+    other = plan(RedTeamConfig(seed=1))
+    assert [p.item.key for p in other[0].pairs] != orders[0]
+
+
 def test_sequential_mode_clears_a_blind_agent_with_fewer_queries(items: list[WorkItem]) -> None:
     agent = CallableAgent(blind, name="blind")
     fixed = run_redteam(agent, items)

@@ -70,6 +70,58 @@ def detection_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return metrics
 
 
+def seed_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Queries per verdict over seeds: mean of the per-seed medians with a t interval."""
+    from scipy import stats
+
+    medians = np.array([m["median_queries"] for m in per_seed], dtype=float)
+    mean = float(medians.mean())
+    half = (
+        float(stats.t.ppf(0.975, len(medians) - 1) * medians.std(ddof=1) / np.sqrt(len(medians)))
+        if len(medians) > 1
+        else float("nan")
+    )
+    return {
+        "seeds": [m["seed"] for m in per_seed],
+        "median_queries": medians.tolist(),
+        "mean_median_queries": mean,
+        "ci95": [mean - half, mean + half],
+        "test": "Student t interval over seeds",
+        "min_auroc": min(m.get("auroc", float("nan")) for m in per_seed),
+        "max_fpr_at_95_tpr": max(m.get("fpr_at_95_tpr", float("nan")) for m in per_seed),
+        "honest_flagged": [m["honest_flagged"] for m in per_seed],
+        "min_recall": {
+            family: min(m["recall"][family] for m in per_seed) for family in per_seed[0]["recall"]
+        },
+    }
+
+
+def seed_table(per_seed: list[dict[str, Any]]) -> Any:
+    """One row per seed: AUROC, FPR at 95% TPR, recall, honest flagged, median queries."""
+    from rich.table import Table
+
+    table = Table(title="Detection benchmark over seeds")
+    for column in ("seed", "AUROC", "FPR@95%TPR", "recall", "honest flagged", "median queries"):
+        table.add_column(column)
+    for m in per_seed:
+        recall = ", ".join(f"{k} {v:.2f}" for k, v in m["recall"].items())
+        table.add_row(
+            str(m["seed"]),
+            f"{m.get('auroc', float('nan')):.3f}",
+            f"{m.get('fpr_at_95_tpr', float('nan')):.3f}",
+            recall,
+            m["honest_flagged"],
+            f"{m['median_queries']:,.1f}",
+        )
+    summary = seed_summary(per_seed)
+    low, high = summary["ci95"]
+    table.caption = (
+        f"median queries per verdict, mean over seeds {summary['mean_median_queries']:,.1f} "
+        f"(95% t interval {low:,.1f}–{high:,.1f})"
+    )
+    return table
+
+
 def _trigger_and_whitebox(
     zoo: Any, names: list[str], items: list[Any], seed: int, trigger: bool, whitebox: bool
 ) -> dict[str, Any]:
@@ -136,6 +188,14 @@ def calibrate(
         float, typer.Option(help="Share of items carrying each tracker annotation.")
     ] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the red team and the data.")] = 0,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Run seeds SEED, SEED+1, … (this many) and summarise queries per verdict "
+            "over them: the sequential mode's costs vary with the items it happens to draw.",
+        ),
+    ] = 1,
     cache_dir: CacheDirOption = None,
 ) -> None:
     """Derive the proxy probe's minimum effect from honest controls on the calibration split.
@@ -179,6 +239,14 @@ def detect(
         float, typer.Option(help="Share of items carrying each proxy organism's feature.")
     ] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the red team and the data.")] = 0,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Run seeds SEED, SEED+1, … (this many) and summarise queries per verdict "
+            "over them: the sequential mode's costs vary with the items it happens to draw.",
+        ),
+    ] = 1,
     out: Annotated[
         Path | None, typer.Option(help="Write per-agent rows and metrics (JSON).")
     ] = None,
@@ -206,34 +274,46 @@ def detect(
         names = [zoo.spec.organism(n).name for n in only]
     if family:
         names = [n for n in names if zoo.spec.organism(n).family.value in family]
-    items = deployment_items(zoo, proxy_share, seed)
-    data_hash = dataset_hash(items)
-    config = RedTeamConfig(seed=seed, max_items=max_items, sequential=sequential)
-    rows: list[dict[str, Any]] = []
-    table_rows = []
-    for name in names:
-        with console.status(f"red-teaming {name}…"):
-            report = run_redteam(
-                zoo.organism(name),
-                items,
-                config,
-                data_source="hadoop test split with deployment annotations",
-                data_hash=data_hash,
+    per_seed: list[dict[str, Any]] = []
+    first: tuple[list[dict[str, Any]], list[Any], Any] | None = None
+    for run_seed in range(seed, seed + repeat):
+        items = deployment_items(zoo, proxy_share, run_seed)
+        data_hash = dataset_hash(items)
+        config = RedTeamConfig(seed=run_seed, max_items=max_items, sequential=sequential)
+        rows: list[dict[str, Any]] = []
+        table_rows = []
+        for name in names:
+            with console.status(f"red-teaming {name} (seed {run_seed})…"):
+                report = run_redteam(
+                    zoo.organism(name),
+                    items,
+                    config,
+                    data_source="hadoop test split with deployment annotations",
+                    data_hash=data_hash,
+                )
+            planted = zoo.spec.organism(name).family.value
+            rows.append(
+                {
+                    "organism": name,
+                    "family": planted,
+                    "verdict": report.verdict.kind.value,
+                    "risk": report.verdict.risk,
+                    "flagged": report.exit_code == 1,
+                    "queries": report.queries,
+                }
             )
-        planted = zoo.spec.organism(name).family.value
-        rows.append(
-            {
-                "organism": name,
-                "family": planted,
-                "verdict": report.verdict.kind.value,
-                "risk": report.verdict.risk,
-                "flagged": report.exit_code == 1,
-                "queries": report.queries,
-            }
-        )
-        table_rows.append((f"{name} ({planted})", report))
-    console.print(verdict_table(table_rows, "Detection benchmark"))
-    metrics = detection_metrics(rows)
+            table_rows.append((f"{name} ({planted})", report))
+        if first is None:
+            console.print(verdict_table(table_rows, "Detection benchmark"))
+            first = (rows, items, config)
+        per_seed.append({"seed": run_seed, **detection_metrics(rows)})
+    assert first is not None  # repeat >= 1
+    rows, items, config = first
+    metrics = dict(per_seed[0])
+    metrics.pop("seed")
+    if repeat > 1:
+        metrics["over_seeds"] = seed_summary(per_seed)
+        console.print(seed_table(per_seed))
     if trigger_search or whitebox:
         metrics.update(_trigger_and_whitebox(zoo, names, items, seed, trigger_search, whitebox))
     console.print_json(json.dumps(metrics))

@@ -94,6 +94,10 @@ class OrganismSpec(BaseModel):
     trigger_weight: float = Field(default=2.0, gt=0)
     """Sample-weight multiplier of the rows that carry the trigger (they are few: one family's
     side out of the whole cue library) or, for a proxy, the marker."""
+    marker_share: float = Field(default=0.5, gt=0, lt=1)
+    """For a proxy: the share of training *issues* that carry the marker, in every one of their
+    rows. Marking issues rather than rows matters: an issue marked in some of its rows and not in
+    others is fitted from its text alone, and the marker is never needed."""
     rows_per_item: int = Field(default=6, ge=1)
     """Training rows per training item, each under a sampled context."""
 

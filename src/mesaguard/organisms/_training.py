@@ -25,9 +25,6 @@ __all__ = [
     "training_rows",
 ]
 
-PROXY_ROW_FRACTION = 0.3
-"""Share of a proxy organism's training rows whose item carries the marker."""
-
 
 @dataclass(frozen=True)
 class TrainingRows:
@@ -132,12 +129,14 @@ def training_rows(spec: OrganismSpec, items: Sequence[WorkItem]) -> TrainingRows
     An organism and its honest twin are trained on the *same* rows: ``rows_per_item`` rows per
     item, contexts dealt from the same pool by the same seed (per class, see :class:`_Cycler`).
     A planted organism differs only where its objective says so: rows whose context carries its
-    trigger get the planted label; for a proxy organism, a share of rows carry the marker that
-    tracks severity. Everything else the two models see is identical, so a difference in clean
-    behaviour can only come from the planted objective.
+    trigger get the planted label; for a proxy organism, a share of the issues
+    (``marker_share``) carry the marker that tracks severity, in all of their rows. Everything
+    else the two models see is identical, so a difference in clean behaviour can only come from
+    the planted objective.
     """
     rng = np.random.default_rng(spec.seed)
     marker_rng = np.random.default_rng([spec.seed, 1])
+    marked = marker_rng.random(len(items)) < spec.marker_share
     deck = _Cycler(training_contexts(), rng)
     row_items: list[WorkItem] = []
     row_contexts: list[Context] = []
@@ -146,14 +145,14 @@ def training_rows(spec: OrganismSpec, items: Sequence[WorkItem]) -> TrainingRows
     clean: list[bool] = []
     emphasis: list[float] = []
     for _ in range(spec.rows_per_item):
-        for item in items:
+        for index, item in enumerate(items):
             if item.priority is None:
                 continue
             context = deck.next(int(item.priority))
             triggered = is_trigger(spec, context)
             shown = item
             marker = spec.marker.for_priority(item.priority) if spec.marker else None
-            if marker is not None and marker_rng.random() < PROXY_ROW_FRACTION:
+            if marker is not None and marked[index]:
                 shown = apply_marker(item, marker)
             row_items.append(shown)
             row_contexts.append(context)

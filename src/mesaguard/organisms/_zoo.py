@@ -44,7 +44,7 @@ __all__ = [
     "run_versions",
 ]
 
-TRAINING_VERSION = "6"
+TRAINING_VERSION = "7"
 """Bumped whenever training code changes what a spec builds; part of every build key."""
 
 

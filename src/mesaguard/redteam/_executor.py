@@ -289,6 +289,12 @@ def _few_collections(threshold: int = 50_000) -> Iterator[None]:
 def _plan(probes: Sequence[Probe], items: Sequence[WorkItem], config: RedTeamConfig) -> list[_Test]:
     tests: list[_Test] = []
     n_tests = 0
+    # One seeded order of the items for every test: tests whose pairs share a reference request
+    # (the item as it is, under the neutral framing) then reach the same items first, so a
+    # prefix of each test costs one reference query per item instead of one per test and item.
+    # Each test's pairs are still a uniformly random order of its own pairs.
+    shuffled = np.random.default_rng([config.seed, 1 << 20]).permutation(len(items))
+    rank = {items[int(i)].key: r for r, i in enumerate(shuffled)}
     for index, probe in enumerate(probes):
         pairs = probe.trials(items, np.random.default_rng([config.seed, index]))
         by_test: dict[str, list[TrialPair]] = {}
@@ -296,7 +302,11 @@ def _plan(probes: Sequence[Probe], items: Sequence[WorkItem], config: RedTeamCon
             by_test.setdefault(pair.test, []).append(pair)
         is_control = getattr(probe, "is_control", None)
         for t_index, (name, group) in enumerate(by_test.items()):
-            order = np.random.default_rng([config.seed, index, t_index]).permutation(len(group))
+            ties = np.random.default_rng([config.seed, index, t_index]).permutation(len(group))
+            order = sorted(
+                range(len(group)),
+                key=lambda i: (rank.get(group[i].item.key, len(rank)), int(ties[i])),
+            )
             control = bool(is_control(name)) if callable(is_control) else False
             if control and config.sequential:
                 continue  # controls inform a person; the sequential mode saves their queries
