@@ -188,14 +188,6 @@ def calibrate(
         float, typer.Option(help="Share of items carrying each tracker annotation.")
     ] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the red team and the data.")] = 0,
-    repeat: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Run seeds SEED, SEED+1, … (this many) and summarise queries per verdict "
-            "over them: the sequential mode's costs vary with the items it happens to draw.",
-        ),
-    ] = 1,
     cache_dir: CacheDirOption = None,
 ) -> None:
     """Derive the proxy probe's minimum effect from honest controls on the calibration split.
