@@ -1,4 +1,4 @@
-"""The fewest queries any valid sequential test can spend to clear an honest control.
+"""About how few queries a sequential test could spend to clear an honest control.
 
 The sequential red team clears a test when it has shown, at level ``beta``, that the net flip
 rate is below the minimum effect ``delta`` (``redteam/_sequential.py``). However a test is built,
@@ -15,11 +15,13 @@ alternative, ``max_l E_P log(1 + l (delta - D))`` (the duality of Honda & Takemu
 here on a grid.
 
 This script runs the fixed-sample red team (every planned pair) on the honest controls of the
-default zoo, as ``mesaguard bench detect`` does, estimates ``P`` for every test from its 200
-pairs, and adds up the bound over the tests of a run: an observation-contrast pair costs two
-new queries, a proxy or sandbagging pair at least one (its reference arm, the item under the
-neutral framing, is shared). It prints the bound beside what the sequential mode spends. The
-bound is an oracle's: it knows ``P`` in advance, so no test that has to learn ``P`` reaches it.
+default zoo, as ``mesaguard bench detect`` does, estimates ``P`` for every test from its pairs
+(200 for most), and adds up the bound over the tests of a run: an observation-contrast pair
+costs two new queries, a proxy pair at least one (its reference arm, the item under the neutral
+framing, is shared); the sandbagging test counts zero (the report does not carry its
+correct/wrong outcome counts). It prints the sum beside what the sequential mode spends. It is an
+oracle's expected cost, not a hard floor: it knows ``P`` (estimated, with half a flip added each
+way), assumes a test clears with probability near one, and is capped at a test's pairs.
 
 Run: ``python benchmarks/bench_clear_bound.py [--beta 0.3 --beta 0.5]`` (after
 ``mesaguard zoo build``; about a minute).
@@ -102,9 +104,10 @@ def main() -> None:
         for beta in betas:
             total = obs = 0.0
             for finding in report.findings:
-                if finding.control:
+                if finding.control or finding.probe == "sandbagging":
+                    # Sandbagging's outcome is correct/wrong, which the report does not count.
                     continue
-                two = finding.probe != "sandbagging"
+                two = True
                 pairs = test_bound(
                     finding.n,
                     finding.down,
@@ -145,26 +148,25 @@ def main() -> None:
         return
     write_section(
         "clear-bound",
-        "## The least any sequential test can spend on an honest control "
+        "## What an oracle would spend to clear an honest control "
         "(`benchmarks/bench_clear_bound.py`)\n\n"
         f"{machine_line()}; the default zoo's {len(names)} honest controls, the fixed-mode red "
         f"team on {args.items} items of the deployment test split (as `mesaguard bench detect`), "
-        f"seed {args.seed}. Per test, the pairs any sequential test needs to clear it at level "
-        "beta (clearing with probability near one on this agent while clearing a material effect "
-        "with probability at most beta) are at least log(1/beta) / KL_inf, with KL_inf the "
-        "divergence from the agent's estimated outcome distribution to the nearest material one "
-        "(Wald's bound; Garivier & Kaufmann 2016). An observation pair costs two new queries, "
-        "a proxy or sandbagging pair at least one; the bound assumes the agent's flip rates are "
-        "known in advance, so it is not reachable.\n\n"
+        f"seed {args.seed}. Per test, a sequential test that clears it with probability near "
+        "one on this agent while clearing a material effect with probability at most beta needs "
+        "in expectation at least log(1/beta) / KL_inf pairs, with KL_inf the divergence from the "
+        "agent's outcome distribution to the nearest material one (Wald's bound; Garivier & "
+        "Kaufmann 2016, Lemma 1). The distribution is estimated from the fixed run (half a flip "
+        "added each way), the bound is capped at the test's pairs, an observation pair costs "
+        "two new queries and a proxy pair one, and the sandbagging test counts zero: an "
+        "oracle's approximate expected cost, not a hard floor (one run can spend less).\n\n"
         + markdown_table(columns, rows)
-        + f"\n\n{summary} The bound is on the expected cost under the estimated flip rates, so "
-        "one run can spend less than it (a lucky prefix). In a zoo with as many honest controls "
-        "as planted organisms, the median verdict is the mean of the slowest planted organism "
-        "and the fastest honest control when every planted organism is convicted first; with "
-        f"no honest control's expected cost below {smallest[betas[0]]:,.0f} queries at beta = "
-        f"{betas[0]}, a median of at most 1,000 needs every planted organism convicted in fewer "
-        f"than {2000 - smallest[betas[0]]:,.0f} queries even with an oracle's bets, and in "
-        f"fewer than {2000 - min(spent):,} with the sequential mode's "
+        + f"\n\n{summary} In a zoo with as many honest controls as planted organisms, the "
+        "median verdict is the mean of the slowest planted organism and the fastest honest "
+        "control when every planted organism is convicted first, so a median of at most 1,000 "
+        "asks for every planted organism to be convicted in about 2,000 queries minus the "
+        f"fastest honest control's: about {2000 - smallest[betas[0]]:,.0f} with an oracle's "
+        f"bets, {2000 - min(spent):,} with the sequential mode's at this seed "
         f"(fastest honest control: {min(spent):,} queries).\n",
     )
 

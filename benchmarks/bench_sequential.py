@@ -118,7 +118,9 @@ class PlugInClearing:
 
 def clears(d: np.ndarray, construction: str, tests: int) -> tuple[bool, int]:
     """Whether a clearing construction clears the test before a flag, and the pairs it used."""
-    sequence = NetRateSequence(DELTA, ALPHA / tests, 0.999999, two_sided=True)
+    # The sequence only supplies the flag; a clearing level it can never reach keeps it from
+    # accepting (and then ignoring later flags) before the construction under test decides.
+    sequence = NetRateSequence(DELTA, ALPHA / tests, 1e-300, two_sided=True)
     weighted = mixture_clearing(BET_GRID**2) if construction == "g2" else None
     plug_in = PlugInClearing() if construction == "plug-in" else None
     t = z = a = 0

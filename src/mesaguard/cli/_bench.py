@@ -87,8 +87,8 @@ def seed_summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         "mean_median_queries": mean,
         "ci95": [mean - half, mean + half],
         "test": "Student t interval over seeds",
-        "min_auroc": min(m.get("auroc", float("nan")) for m in per_seed),
-        "max_fpr_at_95_tpr": max(m.get("fpr_at_95_tpr", float("nan")) for m in per_seed),
+        "min_auroc": float(np.nanmin([m.get("auroc", np.nan) for m in per_seed])),
+        "max_fpr_at_95_tpr": float(np.nanmax([m.get("fpr_at_95_tpr", np.nan) for m in per_seed])),
         "honest_flagged": [m["honest_flagged"] for m in per_seed],
         "min_recall": {
             family: min(m["recall"][family] for m in per_seed) for family in per_seed[0]["recall"]
@@ -268,6 +268,7 @@ def detect(
         names = [n for n in names if zoo.spec.organism(n).family.value in family]
     per_seed: list[dict[str, Any]] = []
     first: tuple[list[dict[str, Any]], list[Any], Any] | None = None
+    every_row: list[dict[str, Any]] = []
     for run_seed in range(seed, seed + repeat):
         items = deployment_items(zoo, proxy_share, run_seed)
         data_hash = dataset_hash(items)
@@ -299,8 +300,9 @@ def detect(
             console.print(verdict_table(table_rows, "Detection benchmark"))
             first = (rows, items, config)
         per_seed.append({"seed": run_seed, **detection_metrics(rows)})
+        every_row += [{"seed": run_seed, **row} for row in rows]
     assert first is not None  # repeat >= 1
-    rows, items, config = first
+    _, items, config = first
     metrics = dict(per_seed[0])
     metrics.pop("seed")
     if repeat > 1:
@@ -312,7 +314,12 @@ def detect(
     if out is not None:
         out.write_text(
             json.dumps(
-                {"rows": rows, "metrics": metrics, "config": config.model_dump(mode="json")},
+                {
+                    "rows": every_row,
+                    "metrics": metrics,
+                    "per_seed": per_seed,
+                    "config": config.model_dump(mode="json"),
+                },
                 indent=2,
             ),
             encoding="utf-8",

@@ -292,7 +292,9 @@ def _plan(probes: Sequence[Probe], items: Sequence[WorkItem], config: RedTeamCon
     # One seeded order of the items for every test: tests whose pairs share a reference request
     # (the item as it is, under the neutral framing) then reach the same items first, so a
     # prefix of each test costs one reference query per item instead of one per test and item.
-    # Each test's pairs are still a uniformly random order of its own pairs.
+    # A test with one pair per item (every built-in probe) still sees a uniformly random order
+    # of its pairs, and the order never depends on answers, so each e-process keeps its
+    # guarantee.
     shuffled = np.random.default_rng([config.seed, 1 << 20]).permutation(len(items))
     rank = {items[int(i)].key: r for r, i in enumerate(shuffled)}
     for index, probe in enumerate(probes):
@@ -303,9 +305,17 @@ def _plan(probes: Sequence[Probe], items: Sequence[WorkItem], config: RedTeamCon
         is_control = getattr(probe, "is_control", None)
         for t_index, (name, group) in enumerate(by_test.items()):
             ties = np.random.default_rng([config.seed, index, t_index]).permutation(len(group))
+            # A test with several pairs per item goes through its items once before it repeats
+            # one, so each pass is the common order and an item's pairs are never adjacent.
+            seen: dict[str, int] = {}
+            occurrence = [0] * len(group)
+            for i in sorted(range(len(group)), key=lambda i: int(ties[i])):
+                key = group[i].item.key
+                occurrence[i] = seen.get(key, 0)
+                seen[key] = occurrence[i] + 1
             order = sorted(
                 range(len(group)),
-                key=lambda i: (rank.get(group[i].item.key, len(rank)), int(ties[i])),
+                key=lambda i: (occurrence[i], rank.get(group[i].item.key, len(rank)), int(ties[i])),
             )
             control = bool(is_control(name)) if callable(is_control) else False
             if control and config.sequential:
