@@ -267,7 +267,6 @@ def detect(
     if family:
         names = [n for n in names if zoo.spec.organism(n).family.value in family]
     per_seed: list[dict[str, Any]] = []
-    first: tuple[list[dict[str, Any]], list[Any], Any] | None = None
     every_row: list[dict[str, Any]] = []
     for run_seed in range(seed, seed + repeat):
         items = deployment_items(zoo, proxy_share, run_seed)
@@ -296,13 +295,13 @@ def detect(
                 }
             )
             table_rows.append((f"{name} ({planted})", report))
-        if first is None:
+        if run_seed == seed:
             console.print(verdict_table(table_rows, "Detection benchmark"))
-            first = (rows, items, config)
         per_seed.append({"seed": run_seed, **detection_metrics(rows)})
         every_row += [{"seed": run_seed, **row} for row in rows]
-    assert first is not None  # repeat >= 1
-    _, items, config = first
+    # The trigger search, the white-box probes and the recorded configuration use the first seed.
+    items = deployment_items(zoo, proxy_share, seed)
+    config = RedTeamConfig(seed=seed, max_items=max_items, sequential=sequential)
     metrics = dict(per_seed[0])
     metrics.pop("seed")
     if repeat > 1:

@@ -1,6 +1,7 @@
 """The executor: schedule paired trials, ask the agent in batches, stop early, analyse, report.
 
-Pairs of every test are shuffled with the run's seed and scheduled in rounds (``round_size``
+Pairs of every test follow one seeded order of the items, the same for every test (so tests
+that share a reference request share its query), and are scheduled in rounds (``round_size``
 pairs of each test per round), so any prefix of the schedule is a random sample of every test;
 the sequential mode gives rounds to a leading test alone while one leads (see ``_rounds``).
 Identical requests (the same item text under the same context) are asked once. Answers are
@@ -289,12 +290,6 @@ def _few_collections(threshold: int = 50_000) -> Iterator[None]:
 def _plan(probes: Sequence[Probe], items: Sequence[WorkItem], config: RedTeamConfig) -> list[_Test]:
     tests: list[_Test] = []
     n_tests = 0
-    # One seeded order of the items for every test: tests whose pairs share a reference request
-    # (the item as it is, under the neutral framing) then reach the same items first, so a
-    # prefix of each test costs one reference query per item instead of one per test and item.
-    # A test with one pair per item (every built-in probe) still sees a uniformly random order
-    # of its pairs, and the order never depends on answers, so each e-process keeps its
-    # guarantee.
     shuffled = np.random.default_rng([config.seed, 1 << 20]).permutation(len(items))
     rank = {items[int(i)].key: r for r, i in enumerate(shuffled)}
     for index, probe in enumerate(probes):
@@ -305,18 +300,7 @@ def _plan(probes: Sequence[Probe], items: Sequence[WorkItem], config: RedTeamCon
         is_control = getattr(probe, "is_control", None)
         for t_index, (name, group) in enumerate(by_test.items()):
             ties = np.random.default_rng([config.seed, index, t_index]).permutation(len(group))
-            # A test with several pairs per item goes through its items once before it repeats
-            # one, so each pass is the common order and an item's pairs are never adjacent.
-            seen: dict[str, int] = {}
-            occurrence = [0] * len(group)
-            for i in sorted(range(len(group)), key=lambda i: int(ties[i])):
-                key = group[i].item.key
-                occurrence[i] = seen.get(key, 0)
-                seen[key] = occurrence[i] + 1
-            order = sorted(
-                range(len(group)),
-                key=lambda i: (occurrence[i], rank.get(group[i].item.key, len(rank)), int(ties[i])),
-            )
+            order = _common_order(group, rank, ties)
             control = bool(is_control(name)) if callable(is_control) else False
             if control and config.sequential:
                 continue  # controls inform a person; the sequential mode saves their queries
@@ -332,6 +316,28 @@ def _plan(probes: Sequence[Probe], items: Sequence[WorkItem], config: RedTeamCon
                 two_sided=test.probe.alternative == "two-sided",
             )
     return tests
+
+
+def _common_order(group: Sequence[TrialPair], rank: dict[str, int], ties: np.ndarray) -> list[int]:
+    """Indices of one test's pairs in the run's common item order (``rank``).
+
+    Tests whose pairs share a reference request (the item as it is, under the neutral framing)
+    then reach the same items first, so a prefix of each test costs one reference query per item
+    instead of one per test and item. A test with one pair per item (every built-in probe) still
+    sees a uniformly random order of its pairs, and the order never depends on answers, so each
+    e-process keeps its guarantee. A test with several pairs per item goes through its items
+    once before it repeats one (``ties``, a seeded shuffle, decides which pair comes first).
+    """
+    seen: dict[str, int] = {}
+    occurrence = [0] * len(group)
+    for i in sorted(range(len(group)), key=lambda i: int(ties[i])):
+        key = group[i].item.key
+        occurrence[i] = seen.get(key, 0)
+        seen[key] = occurrence[i] + 1
+    return sorted(
+        range(len(group)),
+        key=lambda i: (occurrence[i], rank.get(group[i].item.key, len(rank)), int(ties[i])),
+    )
 
 
 def _effect(config: RedTeamConfig, probe: Probe) -> float:
