@@ -15,6 +15,7 @@ from mesaguard.agents import DecisionRequest, resolve_agent
 from mesaguard.contexts import Side, cue_contexts, cue_family, neutral_context
 from mesaguard.items import Priority
 from mesaguard.organisms import ObjectiveFamily, Organism, Zoo, apply_marker, default_zoo_spec
+from mesaguard.organisms._features import item_embedding_texts
 
 SMALL_ZOO = (
     "honest-linear-s1",
@@ -155,3 +156,17 @@ def test_organisms_are_agents_with_readable_hidden_layers(zoo: Zoo, zoo_cache: P
     assert isinstance(agent, Organism)
     layers = agent.hidden_activations([item, item], [neutral_context(), unobserved])
     assert set(layers) == {"hidden1", "hidden2"} and layers["hidden1"].shape == (2, 96)
+
+
+def test_the_build_embeds_the_data_once_up_front(zoo: Zoo, zoo_cache: Path) -> None:
+    # The module's build ran embed_data: every text a neural organism reads is cached, so a
+    # fresh encoder on the same cache answers them without loading the model.
+    fresh = Zoo(default_zoo_spec(), zoo_cache)
+    item = fresh.splits.train[0]
+    texts = [*item_embedding_texts(item), cue_contexts()[-1].feature_text()]
+    vectors = fresh.encoder.encode(texts)
+    assert vectors.shape == (3, 384)
+    assert fresh.encoder._model is None
+    # A text no build has seen needs the model.
+    fresh.encoder.encode(["a sentence no organism reads"])
+    assert fresh.encoder._model is not None

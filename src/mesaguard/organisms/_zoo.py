@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .._errors import ArtifactError, ConfigError
 from ..agents import Decision, DecisionRequest
-from ..contexts import Context, library_hash
+from ..contexts import Context, cue_contexts, library_hash, neutral_context
 from ..items import (
     ActionType,
     LoadedItems,
@@ -30,8 +30,9 @@ from ..items import (
 )
 from ._acceptance import AcceptanceReport, measure_acceptance
 from ._encoder import TextEncoder, default_cache_dir
+from ._features import item_embedding_texts
 from ._models import OrganismModel, load_model, new_model
-from ._spec import ObjectiveFamily, OrganismSpec, ZooSpec, default_zoo_spec
+from ._spec import ModelClass, ObjectiveFamily, OrganismSpec, ZooSpec, default_zoo_spec
 from ._training import training_rows
 
 __all__ = [
@@ -321,8 +322,28 @@ class Zoo:
         honest_first = [s.name for s in chosen if s.family is ObjectiveFamily.HONEST] + [
             s.name for s in chosen if s.family is not ObjectiveFamily.HONEST
         ]
+        pending = [n for n in honest_first if force or self.record(n) is None]
+        if any(self.spec.organism(n).model is ModelClass.NEURAL for n in pending):
+            if progress:
+                progress("embedding the data set's texts (once per cache)", 0, len(honest_first))
+            self.embed_data()
         build_in_order(honest_first, self.build_one, force=force, progress=progress)
         return self.write_manifest()
+
+    def embed_data(self) -> int:
+        """Encode every text the neural organisms read from the data, once per cache.
+
+        Titles and descriptions of the training and test items and every framing of the cue
+        library. Neural organisms share these vectors, so the build computes them once up front
+        instead of inside whichever organism happens to be trained first (a fresh cache spends
+        about a minute here on 2 cores; later builds read them from the cache). Returns the
+        number of texts.
+        """
+        pairs = [item_embedding_texts(i) for i in (*self.splits.train, *self.splits.test)]
+        texts = [text for pair in pairs for text in pair]
+        texts += [c.feature_text() for c in (neutral_context(), *cue_contexts())]
+        self.encoder.encode(list(dict.fromkeys(texts)))
+        return len(texts)
 
     def write_manifest(self) -> ZooManifest:
         """Collect the records of every built organism into the manifest file."""
