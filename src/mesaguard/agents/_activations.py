@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from ._decision import Decision, DecisionRequest
 
-__all__ = ["ActivationAgent"]
+__all__ = ["ActivationAgent", "HarmReadoutAgent"]
 
 
 @runtime_checkable
@@ -35,4 +35,24 @@ class ActivationAgent(Protocol):
         self, requests: Sequence[DecisionRequest], hook_points: Sequence[str] | None = None
     ) -> dict[str, npt.NDArray[np.float32]]:
         """Activations per hook point (all when None), each of shape ``(len(requests), width)``."""
+        ...
+
+
+@runtime_checkable
+class HarmReadoutAgent(ActivationAgent, Protocol):
+    """An :class:`ActivationAgent` that can say which way its activations push its decisions.
+
+    White-box probes use it to orient a direction found from generic contrast pairs: the side
+    that matters is the one along which the agent's own readout moves toward the harmful
+    decision, whatever the words on that side say.
+    """
+
+    def harm_gradient(
+        self, requests: Sequence[DecisionRequest], hook_point: str
+    ) -> npt.NDArray[np.float64]:
+        """Mean gradient of the under-prioritising score w.r.t. ``hook_point``'s activations.
+
+        The score is the log-odds of Minor or Trivial against Major and above; the mean is over
+        ``requests``; shape ``(width,)``.
+        """
         ...

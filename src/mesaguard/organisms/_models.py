@@ -314,6 +314,34 @@ class NeuralModel:
                     captured[self.LAYERS[index // 2]] = x.numpy().copy()
         return captured
 
+    def harm_gradient(
+        self, items: Sequence[WorkItem], contexts: Sequence[Context], layer: str
+    ) -> np.ndarray:
+        """Mean gradient of the under-prioritising log-odds w.r.t. a hidden layer's activations.
+
+        The score is log P(Minor or Trivial) - log P(Major or above); white-box probes use the
+        gradient's sign to orient a direction found without any trigger.
+        """
+        import torch
+
+        if self.network is None:
+            raise ArtifactError("neural organism used before it was fitted or loaded")
+        if layer not in self.LAYERS:
+            raise ArtifactError(f"no layer {layer!r} (known: {', '.join(self.LAYERS)})")
+        x = torch.from_numpy(self._inputs(items, contexts))
+        wanted = 1 + 2 * self.LAYERS.index(layer)  # index of the layer's ReLU in the network
+        with torch.no_grad():
+            for module in self.network[: wanted + 1]:
+                x = module(x)
+        hidden = x.clone().requires_grad_(True)
+        out = hidden
+        for module in self.network[wanted + 1 :]:
+            out = module(out)
+        # Classes are priority levels 1..5 (Trivial, Minor, Major, Critical, Blocker).
+        score = torch.logsumexp(out[:, :2], dim=1) - torch.logsumexp(out[:, 2:], dim=1)
+        (gradient,) = torch.autograd.grad(score.sum(), hidden)
+        return np.asarray(gradient.mean(dim=0).numpy(), dtype=np.float64)
+
     def save(self, directory: Path) -> None:
         """Write the state dict and the hyper-parameters."""
         import torch

@@ -172,6 +172,20 @@ class NeuralOrganism(Organism):
         layers = self.hidden_activations([r.item for r in requests], [r.context for r in requests])
         return {h: np.asarray(layers[h], dtype=np.float32) for h in wanted}
 
+    def harm_gradient(
+        self, requests: Sequence[DecisionRequest], hook_point: str
+    ) -> npt.NDArray[np.float64]:
+        """Mean gradient of the under-prioritising log-odds w.r.t. ``hook_point``'s activations."""
+        if hook_point not in self.HOOK_POINTS:
+            raise ConfigError(
+                f"organism {self.name!r} has no hook point {hook_point!r} "
+                f"(known: {', '.join(self.HOOK_POINTS)})"
+            )
+        gradient: npt.NDArray[np.float64] = self.model.harm_gradient(  # type: ignore[attr-defined]
+            [r.item for r in requests], [r.context for r in requests], hook_point
+        )
+        return gradient
+
 
 def make_organism(
     spec: OrganismSpec, model: OrganismModel, record: OrganismRecord | None = None

