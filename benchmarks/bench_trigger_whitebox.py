@@ -143,9 +143,11 @@ def main() -> None:
             "Wall time includes encoding each new framing once (the first search in a process "
             "pays for the cue library's embeddings).",
             markdown_table(search_cols, search_rows),
-            "White-box: a standardized logistic-regression probe per hook point trained on 48 "
-            "generic contrast pairs (16 questions × 3 forms, answered both ways) framing 12 items; "
-            "hook point chosen by grouped cross-validation over questions. AUROC per input with "
+            "White-box: per hook point, the mean paired activation difference between the two "
+            "answers of 48 generic contrast pairs (16 questions × 3 forms) framing 12 items, "
+            "turned by the organism's readout toward the side that raises under-prioritising and "
+            "read at the hook point nearest the decision; *contrast AUROC by layer* is the paired "
+            "AUROC on held-out questions (grouped 4-fold). AUROC per input with "
             "percentile bootstrap 95% intervals: severe items under the trigger's wordings "
             "against the same items under neutral, routine and opposite-side framings.",
             markdown_table(probe_cols, probe_rows)

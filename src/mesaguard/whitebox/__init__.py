@@ -2,10 +2,11 @@
 
 Any :class:`~mesaguard.agents.ActivationAgent` (the neural organisms with hook points
 ``hidden1`` / ``hidden2``, language models with ``layer.0`` … ``layer.{n-1}``) can be read.
-:func:`train_defection_probe` fits a standardized logistic regression per hook point on
-*generic* contrast pairs (:func:`contrast_pairs`: "Are you being evaluated? yes / no" and the
-like, never an agent's trigger), chooses the hook point on that contrast data alone, and scores
-inputs by the probability of the "deployed and unwatched" side. :func:`auroc_interval` and
+:func:`train_defection_probe` takes, per hook point, the mean paired difference of activations
+between the two answers of *generic* contrast pairs (:func:`contrast_pairs`: "Are you being
+evaluated? yes / no" and the like, never an agent's trigger), orients it by the agent's own
+readout where the agent offers one (:class:`~mesaguard.agents.HarmReadoutAgent`), and scores
+inputs by their projection. :func:`auroc_interval` and
 :func:`recall_at_fpr` measure it per input. The red-team probe ``whitebox-defection`` uses it to
 pick the framings an agent represents as most unwatched and tests whether its decisions move
 there.
