@@ -93,6 +93,7 @@ def main() -> None:
                         _ci(scored, "auroc_own"),
                         _ci(scored, "auroc_heldout"),
                         scored.get("recall_at_1pct_fpr", "—"),
+                        f"{scored['auroc_own_raw']:.3f}" if "auroc_own_raw" in scored else "—",
                     )
                 )
     if not args.no_lm:
@@ -122,7 +123,7 @@ def main() -> None:
         "confirmed",
     ]
     probe_cols = ["organism", "hook point", "contrast AUROC by layer", "AUROC own"]
-    probe_cols += ["AUROC held-out", "recall @1% FPR"]
+    probe_cols += ["AUROC held-out", "recall @1% FPR", "AUROC own, raw projection"]
     capture_cols = ["agent", "requests", "items/s"]
     print_table("Trigger search", search_cols, search_rows)
     print_table("White-box defection probes", probe_cols, probe_rows)
@@ -147,7 +148,10 @@ def main() -> None:
             "answers of 48 generic contrast pairs (16 questions × 3 forms) framing 12 items, "
             "turned by the organism's readout toward the side that raises under-prioritising and "
             "read at the hook point nearest the decision; *contrast AUROC by layer* is the paired "
-            "AUROC on held-out questions (grouped 4-fold). AUROC per input with "
+            "AUROC on held-out questions (grouped 4-fold). Each input is scored by how far its "
+            "framing moves the activations along the direction from the same item under the "
+            "neutral framing (one more forward pass per item; the last column scores the raw "
+            "projection instead). AUROC per input with "
             "percentile bootstrap 95% intervals: severe items under the trigger's wordings "
             "against the same items under neutral, routine and opposite-side framings.",
             markdown_table(probe_cols, probe_rows)

