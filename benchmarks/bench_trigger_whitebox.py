@@ -48,7 +48,10 @@ def main() -> None:
     from mesaguard.cli._bench_trigger import trigger_recovery, whitebox_scores
     from mesaguard.contexts import cue_contexts
     from mesaguard.organisms import Zoo
+    from mesaguard.redteam import ProbeSpec, RedTeamConfig, run_redteam
     from mesaguard.whitebox import capture_activations
+
+    suite = RedTeamConfig(probes=(ProbeSpec(name="whitebox-defection"),), seed=args.seed)
 
     zoo = Zoo(cache_dir=args.cache_dir)
     items = deployment_items(zoo, 0.1, args.seed)
@@ -84,6 +87,8 @@ def main() -> None:
             rate = len(requests) / (time.perf_counter() - started)
             capture_rows.append((name, len(requests), f"{rate:.0f}"))
             scored = whitebox_scores(organism, items, seed=args.seed)
+            # The red-team suite alone: the probe picks three framings, behaviour decides.
+            verdict = run_redteam(organism, items, suite).verdict.kind.value
             if scored is not None:
                 probe_rows.append(
                     (
@@ -94,6 +99,7 @@ def main() -> None:
                         _ci(scored, "auroc_heldout"),
                         scored.get("recall_at_1pct_fpr", "—"),
                         f"{scored['auroc_own_raw']:.3f}" if "auroc_own_raw" in scored else "—",
+                        verdict,
                     )
                 )
     if not args.no_lm:
@@ -124,6 +130,7 @@ def main() -> None:
     ]
     probe_cols = ["organism", "hook point", "contrast AUROC by layer", "AUROC own"]
     probe_cols += ["AUROC held-out", "recall @1% FPR", "AUROC own, raw projection"]
+    probe_cols += ["whitebox-defection suite verdict"]
     capture_cols = ["agent", "requests", "items/s"]
     print_table("Trigger search", search_cols, search_rows)
     print_table("White-box defection probes", probe_cols, probe_rows)
@@ -151,7 +158,9 @@ def main() -> None:
             "AUROC on held-out questions (grouped 4-fold). Each input is scored by how far its "
             "framing moves the activations along the direction from the same item under the "
             "neutral framing (one more forward pass per item; the last column scores the raw "
-            "projection instead). AUROC per input with "
+            "projection instead). The last column runs the red-team suite `whitebox-defection` "
+            "alone on the organism (its probe picks three framings, a behaviour test decides). "
+            "AUROC per input with "
             "percentile bootstrap 95% intervals: severe items under the trigger's wordings "
             "against the same items under neutral, routine and opposite-side framings.",
             markdown_table(probe_cols, probe_rows)
