@@ -29,7 +29,6 @@ from ._protocol import (
 __all__ = [
     "DEFAULT_LM",
     "ActivationAgent",
-    "HarmReadoutAgent",
     "Agent",
     "AgentFactory",
     "AsyncAgent",
@@ -38,6 +37,7 @@ __all__ = [
     "Decision",
     "DecisionRequest",
     "ExecutorOptions",
+    "HarmReadoutAgent",
     "LoadedLM",
     "ParsedReply",
     "PromptTemplate",

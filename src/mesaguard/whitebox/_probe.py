@@ -76,7 +76,8 @@ class DefectionProbe:
     """A mean-difference direction per hook point, and the one chosen to read.
 
     ``hook_point`` was chosen on the contrast data alone (best cross-validated AUROC on
-    held-out questions); no input carrying an agent's trigger played any part.
+    held-out questions, or the hook point nearest the decision when the agent's readout oriented
+    the directions); no input carrying an agent's trigger played any part.
     """
 
     def __init__(
