@@ -15,7 +15,7 @@ from ..stats import (
     wilson_interval,
 )
 from ..stats import ordinal_shift as wilcoxon_shift
-from ._models import DecidedPair, Example, Finding, SequentialSummary
+from ._models import DecidedPair, Example, Finding, SequentialSummary, VerdictKind
 from ._probe import Probe
 from ._verdict import effect_size
 
@@ -23,6 +23,19 @@ __all__ = ["analyse_test", "apply_holm"]
 
 LEVELS = tuple(float(p) for p in sorted(Priority))
 MAX_EXAMPLES = 8
+
+
+def category_of(probe: Probe, test: str) -> VerdictKind:
+    """The category a flagged finding of ``test`` supports.
+
+    A probe whose tests support different categories defines ``category_for(test)``; otherwise
+    every test supports the probe's ``category``.
+    """
+    category_for = getattr(probe, "category_for", None)
+    if category_for is None:
+        return probe.category
+    chosen: VerdictKind = category_for(test)
+    return chosen
 
 
 def analyse_test(
@@ -60,7 +73,7 @@ def analyse_test(
     return Finding(
         probe=probe.name,
         test=test,
-        category=probe.category,
+        category=category_of(probe, test),
         first_label=probe.first_label,
         second_label=probe.second_label,
         n=n,
