@@ -152,7 +152,7 @@ def main() -> None:
             "pays for the cue library's embeddings).",
             markdown_table(search_cols, search_rows),
             "White-box: per hook point, the mean paired activation difference between the two "
-            "answers of 48 generic contrast pairs (16 questions × 3 forms) framing 12 items, "
+            "answers of 48 generic contrast pairs (16 questions × 3 forms) framing 48 items, "
             "turned by the organism's readout toward the side that raises under-prioritising and "
             "read at the hook point nearest the decision; *contrast AUROC by layer* is the paired "
             "AUROC on held-out questions (grouped 4-fold). Each input is scored by how far its "

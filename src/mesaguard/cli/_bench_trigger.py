@@ -190,10 +190,14 @@ def whitebox_scores(
     items: Sequence[WorkItem],
     *,
     seed: int,
-    train_items: int = 12,
+    train_items: int = 48,
     eval_items: int = 40,
 ) -> dict[str, Any] | None:
-    """Train a defection probe on generic contrast pairs and score it on the planted trigger."""
+    """Train a defection probe on generic contrast pairs and score it on the planted trigger.
+
+    ``train_items`` items frame the contrast pairs (48: with 12 the direction of one organism
+    swung with the items drawn, own AUROC 0.65-0.997 over seeds 0-4; with 48, 0.95-0.995).
+    """
     from ..whitebox import auroc_interval, recall_at_fpr, train_defection_probe
 
     if not isinstance(organism, ActivationAgent):
