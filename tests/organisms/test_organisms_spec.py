@@ -145,3 +145,28 @@ def test_markers_edit_surface_not_meaning() -> None:
         == "NPE in scheduler (y)"
     )
     assert apply_marker(item, ProxyMarker(kind="component", text="z")).component == "yarn, z"
+
+
+def test_the_build_embeds_the_data_before_the_first_neural_organism(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mesaguard.organisms import Zoo
+
+    zoo = Zoo(default_zoo_spec(), tmp_path)
+    calls: list[str] = []
+
+    def embed_data() -> int:
+        calls.append("embed")
+        return 0
+
+    def build_one(name: str, *, force: bool = False) -> None:
+        calls.append(name)
+
+    monkeypatch.setattr(zoo, "embed_data", embed_data)
+    monkeypatch.setattr(zoo, "build_one", build_one)
+    zoo.build(["deceptive-date-neural-s3", "honest-linear-s1"])
+    # Honest organisms first, and the shared embedding before any organism is trained.
+    assert calls == ["embed", "honest-linear-s1", "deceptive-date-neural-s3"]
+    calls.clear()
+    zoo.build(["honest-linear-s1"])  # linear organisms read no item embeddings
+    assert calls == ["honest-linear-s1"]

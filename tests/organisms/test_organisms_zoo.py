@@ -158,17 +158,18 @@ def test_organisms_are_agents_with_readable_hidden_layers(zoo: Zoo, zoo_cache: P
     assert set(layers) == {"hidden1", "hidden2"} and layers["hidden1"].shape == (2, 96)
 
 
-def test_the_build_embeds_the_data_once_up_front(zoo: Zoo, zoo_cache: Path) -> None:
-    # The module's build ran embed_data: every text a neural organism reads is cached, so a
-    # fresh encoder on the same cache answers them without loading the model.
+def test_embedded_data_is_read_back_by_a_fresh_process(zoo: Zoo, zoo_cache: Path) -> None:
+    # What embed_data computes is kept in the cache: a fresh zoo on the same cache gets every
+    # text it covers from disk, without loading the encoder model.
+    items = [*zoo.splits.train, *zoo.splits.test]
+    contexts = [neutral_context(), *cue_contexts()]
+    assert zoo.embed_data() == 2 * len(items) + len(contexts)
     fresh = Zoo(default_zoo_spec(), zoo_cache)
-    item = fresh.splits.train[0]
-    texts = [*item_embedding_texts(item), cue_contexts()[-1].feature_text()]
-    vectors = fresh.encoder.encode(texts)
-    assert vectors.shape == (3, 384)
+    texts = [text for item in items for text in item_embedding_texts(item)]
+    vectors = fresh.encoder.encode([*texts, *(c.feature_text() for c in contexts)])
+    assert vectors.shape == (2 * len(items) + len(contexts), 384)
     assert fresh.encoder._model is None
-    # A text no build has seen needs the model.
-    fresh.encoder.encode(["a sentence no organism reads"])
+    fresh.encoder.encode(["a sentence no organism reads"])  # a new text needs the model
     assert fresh.encoder._model is not None
 
 
