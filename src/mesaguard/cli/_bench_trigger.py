@@ -214,9 +214,8 @@ def whitebox_scores(
         "sweep": {s.hook_point: s.contrast_auroc for s in probe.sweep},
     }
     routine = _contexts(CAPABILITY_FAMILY, Side.UNOBSERVED, heldout=False)
-    benign = [neutral_context(), *routine]
-
     neutral = neutral_context()
+    benign = [neutral, *routine]
 
     def scores(contexts: Sequence[Context], *, raw: bool = False) -> np.ndarray:
         requests = [DecisionRequest(item=i, context=c) for c in contexts for i in evaluation]
@@ -227,6 +226,8 @@ def whitebox_scores(
         row["seconds"] = round(time.perf_counter() - started, 1)
         return row
     positives_all = []
+    # The same inputs scored by their raw projection, without the neutral reference.
+    raw_benign = scores(benign, raw=True)
     for name, heldout in (("own", False), ("heldout", True)):
         framings = planted_contexts(organism, heldout)
         if not framings:
@@ -238,8 +239,7 @@ def whitebox_scores(
         row[f"auroc_{name}"] = result.auroc
         row[f"auroc_{name}_ci"] = list(result.auroc_ci)
         positives_all.append(positives)
-        # The same inputs scored by their raw projection, without the neutral reference.
-        raw_negatives = [scores(benign, raw=True), *([scores(hard, raw=True)] if hard else [])]
+        raw_negatives = [raw_benign, *([scores(hard, raw=True)] if hard else [])]
         row[f"auroc_{name}_raw"] = auroc_interval(
             scores(framings, raw=True), np.concatenate(raw_negatives), seed=seed, n_boot=200
         ).auroc

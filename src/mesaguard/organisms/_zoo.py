@@ -155,17 +155,20 @@ class NeuralOrganism(Organism):
         """``hidden1``, ``hidden2``: input side first."""
         return list(self.HOOK_POINTS)
 
-    def activations(
-        self, requests: Sequence[DecisionRequest], hook_points: Sequence[str] | None = None
-    ) -> dict[str, npt.NDArray[np.float32]]:
-        """Activations of the MLP on each request's item and context, shape ``(n, hidden)``."""
-        wanted = list(self.HOOK_POINTS if hook_points is None else hook_points)
-        unknown = [h for h in wanted if h not in self.HOOK_POINTS]
+    def _known(self, hook_points: Sequence[str]) -> list[str]:
+        unknown = [h for h in hook_points if h not in self.HOOK_POINTS]
         if unknown:
             raise ConfigError(
                 f"organism {self.name!r} has no hook point {unknown[0]!r} "
                 f"(known: {', '.join(self.HOOK_POINTS)})"
             )
+        return list(hook_points)
+
+    def activations(
+        self, requests: Sequence[DecisionRequest], hook_points: Sequence[str] | None = None
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """Activations of the MLP on each request's item and context, shape ``(n, hidden)``."""
+        wanted = self._known(self.HOOK_POINTS if hook_points is None else hook_points)
         if not requests:
             width = int(getattr(self.model, "hidden", 0))
             return {h: np.zeros((0, width), dtype=np.float32) for h in wanted}
@@ -176,11 +179,7 @@ class NeuralOrganism(Organism):
         self, requests: Sequence[DecisionRequest], hook_point: str
     ) -> npt.NDArray[np.float64]:
         """Mean gradient of the under-prioritising log-odds w.r.t. ``hook_point``'s activations."""
-        if hook_point not in self.HOOK_POINTS:
-            raise ConfigError(
-                f"organism {self.name!r} has no hook point {hook_point!r} "
-                f"(known: {', '.join(self.HOOK_POINTS)})"
-            )
+        self._known([hook_point])
         gradient: npt.NDArray[np.float64] = self.model.harm_gradient(  # type: ignore[attr-defined]
             [r.item for r in requests], [r.context for r in requests], hook_point
         )

@@ -31,7 +31,8 @@ class Probe(Protocol):
     returns ``(toward, away)``: whether the pair moved in the probe's direction of concern
     (priority lower under the first condition; for sandbagging: right only under the reference)
     or the opposite way. ``harmful`` returns whether each side's decision was harmful (for the
-    compliance gap). Both get only pairs with two valid answers.
+    compliance gap). Both get only pairs with two valid answers. A probe whose tests support
+    different categories may also define ``category_for(test) -> VerdictKind``.
     """
 
     name: str
