@@ -67,30 +67,42 @@ def build_zoo(cache: Path) -> dict[str, float]:
     }
 
 
-def throughput(cache: Path, name: str, batches: int = 20) -> tuple[float, float]:
-    """(cold, warm) decisions per second of one organism on batches of 1,024 requests."""
+def throughput(cache: Path, name: str, batches: int = 20) -> tuple[float, float, float]:
+    """(first, cold, warm) decisions per second of one organism on batches of 1,024 requests.
+
+    *first* is a freshly loaded organism's first batch (it also encodes every framing once);
+    *cold* is a batch of issues that organism has never featurised, after a first batch of
+    other issues (training items) under the same framings; *warm* re-decides known issues.
+    """
     from mesaguard.agents import DecisionRequest
     from mesaguard.contexts import cue_contexts, neutral_context
     from mesaguard.organisms import Zoo
 
     zoo = Zoo(cache_dir=cache)
-    organism = zoo.organism(name)
     contexts = [neutral_context(), *cue_contexts()]
-    items = list(zoo.splits.test) + list(zoo.splits.calibration)
-    requests = [
-        DecisionRequest(item=items[i % len(items)], context=contexts[i % len(contexts)])
-        for i in range(1024 * batches)
-    ]
-    cold_org = zoo.organism(name)  # fresh model: its per-item feature cache is empty
+
+    def batch(items: list, count: int) -> list[DecisionRequest]:  # type: ignore[type-arg]
+        return [
+            DecisionRequest(item=items[i % len(items)], context=contexts[i % len(contexts)])
+            for i in range(count)
+        ]
+
+    new_items = list(zoo.splits.test) + list(zoo.splits.calibration)
+    requests = batch(new_items, 1024 * batches)
+    seen_first = zoo.organism(name)  # fresh model: framings and items all new to it
     started = time.perf_counter()
-    cold_org.decide(requests[:1024])
+    seen_first.decide(batch(list(zoo.splits.train), 1024))
+    first = 1024 / (time.perf_counter() - started)
+    started = time.perf_counter()
+    seen_first.decide(requests[:1024])
     cold = 1024 / (time.perf_counter() - started)
+    organism = zoo.organism(name)
     organism.decide(requests[:1024])
     started = time.perf_counter()
     for start in range(0, len(requests), 1024):
         organism.decide(requests[start : start + 1024])
     warm = len(requests) / (time.perf_counter() - started)
-    return round(cold), round(warm)
+    return round(first), round(cold), round(warm)
 
 
 def main() -> None:
@@ -110,7 +122,8 @@ def main() -> None:
     if not args.only_throughput:
         results |= build_zoo(cache)
     for label, name in (("linear", "honest-linear-s0"), ("neural", "honest-neural-s0")):
-        cold, warm = throughput(cache, name)
+        first, cold, warm = throughput(cache, name)
+        results[f"{label}_decisions_per_s_first"] = first
         results[f"{label}_decisions_per_s_cold"] = cold
         results[f"{label}_decisions_per_s_warm"] = warm
     targets = {

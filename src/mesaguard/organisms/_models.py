@@ -18,6 +18,7 @@ from ..items import WorkItem
 from ._encoder import EMBEDDING_DIM, TextEncoder
 from ._features import context_matrix, item_embedding_texts
 from ._spec import ModelClass
+from ._tfidf import FastTfidf
 from ._training import TrainingRows
 
 __all__ = ["LinearModel", "NeuralModel", "OrganismModel", "load_model", "new_model"]
@@ -87,6 +88,7 @@ class LinearModel:
         self.bias = np.zeros(N_CLASSES, dtype=np.float32)
         self._item_cache = _LRU(200_000)
         self._context_cache = _LRU(10_000)
+        self._fast_text: list[FastTfidf | None] | None = None
 
     def fit(self, rows: TrainingRows, seed: int) -> None:
         """Fit TF-IDF on the rows' texts and the classifier on [TF-IDF | context features]."""
@@ -116,6 +118,7 @@ class LinearModel:
             format="csr",
         )
         item_matrix = unique_matrix[[index[t] for t in texts]]
+        self._index_vocabularies()
         self.context_vectorizer = TfidfVectorizer(
             ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32
         )
@@ -145,6 +148,15 @@ class LinearModel:
         self._item_cache.clear()
         self._context_cache.clear()
 
+    def _index_vocabularies(self) -> None:
+        # Done once per fitted or loaded model (tens of milliseconds), not on its first decision.
+        self._fast_text = [FastTfidf.for_vectorizer(v) for v in self.vectorizer]
+
+    def _text_features(self, part: int, texts: Sequence[str]) -> Any:
+        """TF-IDF of the titles (``part`` 0) or descriptions (1), through the fast path if any."""
+        fast = self._fast_text[part] if self._fast_text else None
+        return (fast or self.vectorizer[part]).transform(texts)
+
     def _scaled_contexts(self, contexts: Sequence[Context]) -> np.ndarray:
         # The encoded framing carries meaning across wordings; the framing's own words (TF-IDF)
         # carry polarity ("not", "off", "never") that sentence embeddings blur.
@@ -160,8 +172,8 @@ class LinearModel:
             pairs = [item_embedding_texts(item) for item in missing.values()]
             matrix = sparse.hstack(
                 [
-                    self.vectorizer[0].transform([t for t, _ in pairs]),
-                    self.vectorizer[1].transform([d for _, d in pairs]),
+                    self._text_features(0, [t for t, _ in pairs]),
+                    self._text_features(1, [d for _, d in pairs]),
                 ],
                 format="csr",
             )
@@ -212,6 +224,7 @@ class LinearModel:
             state = pickle.load(handle)  # noqa: S301 - our own cache, written by save()
         model = cls(encoder, {"C": state["C"], "context_scale": state["context_scale"]})
         model.vectorizer = state["vectorizer"]
+        model._index_vocabularies()
         model.context_vectorizer = state["context_vectorizer"]
         model.item_weights = state["item_weights"]
         model.context_weights = state["context_weights"]

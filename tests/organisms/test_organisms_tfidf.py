@@ -1,0 +1,80 @@
+"""The linear organisms' fast TF-IDF path gives scikit-learn's matrix exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from mesaguard.items import bundled_hadoop, split_items
+from mesaguard.organisms._features import item_embedding_texts
+from mesaguard.organisms._tfidf import FastTfidf
+
+# Words the default pattern treats in ways a naive tokenizer would not: one-letter words between
+# two others (dropped, so their neighbours form a bigram), underscores and digits (word
+# characters), letters outside ASCII, a capital whose lower-case form is two code points (the
+# second of them, a combining dot, is not a word character), and apostrophes.
+AWKWARD = [
+    "",
+    "a b c",
+    "NullPointerException in FSNamesystem x when y the namenode restarts",
+    "dfs_client_retry 42 times; the 2nd time it's fine",
+    "İstanbul Straße ΣΑΣ naïve café — “quoted” résumé",
+    "job tracker\u00a0web\tui\nlost\u2028its   state",
+    "mapred mapred mapred",
+]
+
+
+@pytest.fixture(scope="module")
+def texts() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    splits = split_items(bundled_hadoop().items)
+    train = [item_embedding_texts(item) for item in splits.train]
+    new = [item_embedding_texts(item) for item in splits.test]
+    return train, new
+
+
+@pytest.mark.parametrize("ngrams", [(1, 1), (1, 2)])
+@pytest.mark.parametrize("part", [0, 1], ids=["title", "description"])
+def test_fast_path_equals_scikit_learn_on_real_issues(
+    texts: tuple[list[tuple[str, str]], list[tuple[str, str]]],
+    ngrams: tuple[int, int],
+    part: int,
+) -> None:
+    train, new = texts
+    vectorizer = TfidfVectorizer(
+        ngram_range=ngrams, min_df=2, max_features=20000, sublinear_tf=True, dtype=np.float32
+    )
+    vectorizer.fit([pair[part] for pair in train] + AWKWARD)
+    fast = FastTfidf.for_vectorizer(vectorizer)
+    assert fast is not None
+    documents = [pair[part] for pair in new] + AWKWARD
+    expected = vectorizer.transform(documents)
+    got = fast.transform(documents)
+    assert got.shape == expected.shape
+    assert got.dtype == expected.dtype
+    assert (got != expected).nnz == 0
+    assert expected.nnz > 0
+
+
+def test_no_documents_gives_an_empty_matrix() -> None:
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2)).fit(["job tracker lost", "job tracker"])
+    fast = FastTfidf.for_vectorizer(vectorizer)
+    assert fast is not None
+    assert fast.transform([]).shape == (0, len(vectorizer.vocabulary_))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"analyzer": "char"},
+        {"stop_words": "english"},
+        {"lowercase": False},
+        {"token_pattern": r"\b\w+\b"},
+        {"ngram_range": (1, 3)},
+        {"strip_accents": "unicode"},
+        {"binary": True},
+    ],
+)
+def test_configurations_it_cannot_reproduce_fall_back(options: dict[str, object]) -> None:
+    vectorizer = TfidfVectorizer(**options).fit(["job tracker lost", "job tracker"])  # type: ignore[arg-type]
+    assert FastTfidf.for_vectorizer(vectorizer) is None
