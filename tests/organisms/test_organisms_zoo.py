@@ -133,6 +133,17 @@ def test_training_is_deterministic_for_a_seed(zoo: Zoo) -> None:
     np.testing.assert_array_equal(first, second)
 
 
+def test_a_build_in_worker_processes_equals_training_in_this_one(zoo: Zoo) -> None:
+    # The fixture's build trains in worker processes (one per CPU), each as this process would
+    # train from the organism's seed: retraining here gives the same network, bit for bit.
+    spec = zoo.spec.organism("sandbagging-neural-s9")
+    items = list(zoo.splits.test)[:40]
+    contexts = cue_contexts(["capability"])[: len(items)]
+    built = zoo.organism(spec.name, build=False).model.logits(items[: len(contexts)], contexts)
+    retrained = zoo._train(spec).logits(items[: len(contexts)], contexts)
+    np.testing.assert_array_equal(built, retrained)
+
+
 def test_builds_are_cached_and_reused(zoo: Zoo) -> None:
     before = zoo.record("honest-linear-s1")
     rebuilt = zoo.build_one("honest-linear-s1")

@@ -116,6 +116,15 @@ def build(
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 1 if any organism misses acceptance.")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes training organisms side by side (default: one per CPU, at most 8). "
+            "What is built is the same for any number.",
+        ),
+    ] = None,
     adapters: Annotated[
         Path | None,
         typer.Option(
@@ -157,9 +166,9 @@ def build(
         task = bar.add_task("", total=len(names))
 
         def progress(name: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, description=name)
+            bar.update(task, completed=done, total=total, description=name)
 
-        manifest = zoo.build(names, force=force, progress=progress)
+        manifest = zoo.build(names, force=force, progress=progress, workers=workers)
     chosen = [r for r in manifest.organisms if r.spec.name in set(names)]
     console.print(acceptance_table(chosen, f"Built {len(chosen)} organisms"))
     missed = [r.spec.name for r in chosen if not r.acceptance.accepted]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import multiprocessing
+import os
 import platform
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -215,6 +218,35 @@ def build_in_order(
         progress("", len(names), len(names))
 
 
+MAX_WORKERS = 8
+"""Upper bound on build processes (each holds the data and a model: about 1 GB)."""
+
+
+def default_workers(pending: int) -> int:
+    """One build process per CPU this process may use, at most one per pending organism."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, pending, MAX_WORKERS))
+
+
+_worker_zoo: Zoo | None = None
+
+
+def _start_worker(spec_json: str, cache_dir: str) -> None:
+    """Process-pool initialiser: one zoo per worker process."""
+    global _worker_zoo
+    _worker_zoo = Zoo(ZooSpec.model_validate_json(spec_json), Path(cache_dir))
+
+
+def _build_in_worker(name: str, force: bool) -> str:
+    if _worker_zoo is None:
+        raise RuntimeError("zoo build worker used before it was started")
+    _worker_zoo.build_one(name, force=force)
+    return name
+
+
 class Zoo:
     """The organisms of a zoo spec, built on demand and cached by spec and data hash."""
 
@@ -325,8 +357,15 @@ class Zoo:
         *,
         force: bool = False,
         progress: Progress | None = None,
+        workers: int | None = None,
     ) -> ZooManifest:
-        """Build the named organisms (all by default), honest ones first, and write the manifest."""
+        """Build the named organisms (all by default), honest ones first, and write the manifest.
+
+        ``workers`` processes train organisms side by side (default: one per CPU, at most
+        :data:`MAX_WORKERS`). Each worker trains as this process would, with the same libraries
+        and thread settings, from the organism's own seed, so what is built does not depend on
+        how many workers build it.
+        """
         chosen = (
             [self.spec.organism(n) for n in names]
             if names is not None
@@ -340,8 +379,50 @@ class Zoo:
             if progress:
                 progress("embedding the data set's texts (once per cache)", 0, len(honest_first))
             self.embed_data()
-        build_in_order(honest_first, self.build_one, force=force, progress=progress)
+        count = default_workers(len(pending)) if workers is None else max(1, workers)
+        if count > 1 and len(pending) > 1:
+            self._build_in_parallel(chosen, pending, count, force=force, progress=progress)
+        else:
+            build_in_order(honest_first, self.build_one, force=force, progress=progress)
         return self.write_manifest()
+
+    def _build_in_parallel(
+        self,
+        chosen: Sequence[OrganismSpec],
+        pending: Sequence[str],
+        workers: int,
+        *,
+        force: bool,
+        progress: Progress | None,
+    ) -> None:
+        # Two waves: honest organisms (and any missing twin) first, then the planted ones, whose
+        # acceptance compares them with a twin that must already be on disk.
+        honest = ObjectiveFamily.HONEST
+        twins = {self.spec.twin_of(s).name for s in chosen if s.family is not honest}
+        first_wave = [n for n in pending if self.spec.organism(n).family is honest]
+        first_wave += sorted(t for t in twins if t not in first_wave and self.record(t) is None)
+        second_wave = [n for n in pending if n not in first_wave]
+        total = len(first_wave) + len(second_wave)
+        done = 0
+        context = multiprocessing.get_context("spawn")  # no torch state inherited through fork
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(self.spec.model_dump_json(), str(self.cache_dir)),
+        ) as pool:
+            for wave in (first_wave, second_wave):
+                running: dict[Future[str], str] = {
+                    pool.submit(_build_in_worker, name, force): name for name in wave
+                }
+                while running:
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        name = running.pop(future)
+                        future.result()  # a worker's error stops the build here, named
+                        done += 1
+                        if progress:
+                            progress(name, done, total)
 
     def embed_data(self) -> int:
         """Encode every text the neural organisms read from the data, once per cache.
