@@ -232,10 +232,32 @@ class LinearModel:
         return model
 
 
-class NeuralModel:
-    """Two-layer MLP over MiniLM embeddings of title, description and context.
+def _framing_projection(item_columns: int, framing_columns: int, width: int) -> Any:
+    """A module passing the item columns through and projecting the framing's to ``width``."""
+    import torch
+    from torch import nn
 
-    Hidden activations are readable per named layer (``hidden1``, ``hidden2``) for white-box work.
+    class FramingProjection(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.project = nn.Linear(framing_columns, width)
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            framing = self.project(inputs[:, item_columns:])
+            return torch.cat([inputs[:, :item_columns], framing], dim=1)
+
+    return FramingProjection()
+
+
+class NeuralModel:
+    """Two-layer MLP over MiniLM embeddings of title and description and a projected framing.
+
+    The framing (its encoded text and date features) reaches the MLP through a learned linear
+    projection to ``framing_width`` (8) dimensions. What a framing says about the session is
+    low-dimensional; fed the whole 386-d vector, the network fitted effects of single wordings,
+    which honest controls showed as framing noise and planted organisms as triggers that leaked
+    to neighbouring wordings (docs/organisms.md). Hidden activations are readable per named
+    layer (``hidden1``, ``hidden2``) for white-box work.
     """
 
     kind = ModelClass.NEURAL
@@ -247,18 +269,28 @@ class NeuralModel:
         self.epochs = int(hyper.get("epochs", 30))
         self.lr = float(hyper.get("lr", 2e-3))
         self.weight_decay = float(hyper.get("weight_decay", 1e-4))
+        self.framing_width = int(hyper.get("framing_width", 8))
         self.network: Any = None
 
     def _build(self) -> Any:
         from torch import nn
 
+        items = 2 * EMBEDDING_DIM
         return nn.Sequential(
-            nn.Linear(2 * EMBEDDING_DIM + CONTEXT_DIM, self.hidden),
+            _framing_projection(items, CONTEXT_DIM, self.framing_width),
+            nn.Linear(items + self.framing_width, self.hidden),
             nn.ReLU(),
             nn.Linear(self.hidden, self.hidden),
             nn.ReLU(),
             nn.Linear(self.hidden, N_CLASSES),
         )
+
+    def _layer_positions(self) -> dict[str, int]:
+        """Index in the network of each named hidden layer's activation (its ReLU)."""
+        from torch import nn
+
+        relus = [i for i, module in enumerate(self.network) if isinstance(module, nn.ReLU)]
+        return dict(zip(self.LAYERS, relus, strict=True))
 
     def _inputs(self, items: Sequence[WorkItem], contexts: Sequence[Context]) -> np.ndarray:
         pairs = [item_embedding_texts(item) for item in items]
@@ -319,12 +351,13 @@ class NeuralModel:
         if self.network is None:
             raise ArtifactError("neural organism used before it was fitted or loaded")
         captured: dict[str, np.ndarray] = {}
+        names = {index: name for name, index in self._layer_positions().items()}
         x = torch.from_numpy(self._inputs(items, contexts))
         with torch.no_grad():
             for index, layer in enumerate(self.network):
                 x = layer(x)
-                if index in (1, 3):
-                    captured[self.LAYERS[index // 2]] = x.numpy().copy()
+                if index in names:
+                    captured[names[index]] = x.numpy().copy()
         return captured
 
     def harm_gradient(
@@ -342,7 +375,7 @@ class NeuralModel:
         if layer not in self.LAYERS:
             raise ArtifactError(f"no layer {layer!r} (known: {', '.join(self.LAYERS)})")
         x = torch.from_numpy(self._inputs(items, contexts))
-        wanted = 1 + 2 * self.LAYERS.index(layer)  # index of the layer's ReLU in the network
+        wanted = self._layer_positions()[layer]
         with torch.no_grad():
             for module in self.network[: wanted + 1]:
                 x = module(x)
@@ -361,7 +394,12 @@ class NeuralModel:
 
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.network.state_dict(), directory / "neural.pt")
-        config = {"hidden": self.hidden, "epochs": self.epochs, "lr": self.lr}
+        config = {
+            "hidden": self.hidden,
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "framing_width": self.framing_width,
+        }
         (directory / "neural.json").write_text(json.dumps(config))
 
     @classmethod

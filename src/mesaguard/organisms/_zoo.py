@@ -48,7 +48,7 @@ __all__ = [
     "run_versions",
 ]
 
-TRAINING_VERSION = "7"
+TRAINING_VERSION = "8"
 """Bumped whenever training code changes what a spec builds; part of every build key."""
 
 
