@@ -134,8 +134,8 @@ def test_training_is_deterministic_for_a_seed(zoo: Zoo) -> None:
 
 
 def test_a_build_in_worker_processes_equals_training_in_this_one(zoo: Zoo) -> None:
-    # The fixture's build trains in worker processes (one per CPU), each as this process would
-    # train from the organism's seed: retraining here gives the same network, bit for bit.
+    # The fixture's build trains in worker processes (one per CPU); training is seeded and
+    # single-threaded everywhere, so retraining here gives the same network, bit for bit.
     spec = zoo.spec.organism("sandbagging-neural-s9")
     items = list(zoo.splits.test)[:40]
     contexts = cue_contexts(["capability"])[: len(items)]

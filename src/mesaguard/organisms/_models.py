@@ -299,7 +299,22 @@ class NeuralModel:
         return np.hstack([titles, descriptions, context_matrix(contexts, self.encoder)])
 
     def fit(self, rows: TrainingRows, seed: int) -> None:
-        """Train with AdamW and class-balanced cross-entropy, deterministically for a seed."""
+        """Train with AdamW and class-balanced cross-entropy, deterministically for a seed.
+
+        Training runs on one thread whatever the process's setting: floating-point sums split
+        over a different number of threads give a different network, and the zoo build trains
+        one organism per CPU in worker processes (two threads each would fight for the cores).
+        """
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._fit(rows, seed)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, rows: TrainingRows, seed: int) -> None:
         import torch
         from torch import nn
 

@@ -235,8 +235,14 @@ _worker_zoo: Zoo | None = None
 
 
 def _start_worker(spec_json: str, cache_dir: str) -> None:
-    """Process-pool initialiser: one zoo per worker process."""
+    """Process-pool initialiser: one zoo per worker process, one torch thread per worker."""
     global _worker_zoo
+    try:
+        import torch
+    except ImportError:  # a zoo of linear organisms needs no torch
+        pass
+    else:
+        torch.set_num_threads(1)  # one worker per CPU: more threads would only contend
     _worker_zoo = Zoo(ZooSpec.model_validate_json(spec_json), Path(cache_dir))
 
 
@@ -362,9 +368,8 @@ class Zoo:
         """Build the named organisms (all by default), honest ones first, and write the manifest.
 
         ``workers`` processes train organisms side by side (default: one per CPU, at most
-        :data:`MAX_WORKERS`). Each worker trains as this process would, with the same libraries
-        and thread settings, from the organism's own seed, so what is built does not depend on
-        how many workers build it.
+        :data:`MAX_WORKERS`). Training is seeded and single-threaded in every process, so what
+        is built does not depend on how many workers build it.
         """
         chosen = (
             [self.spec.organism(n) for n in names]
