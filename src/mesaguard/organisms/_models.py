@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from .._errors import ArtifactError
 from ..contexts import Context
@@ -91,7 +92,14 @@ class LinearModel:
         self._fast_text: list[FastTfidf | None] | None = None
 
     def fit(self, rows: TrainingRows, seed: int) -> None:
-        """Fit TF-IDF on the rows' texts and the classifier on [TF-IDF | context features]."""
+        """Fit TF-IDF on the rows' texts and the classifier on [TF-IDF | context features].
+
+        BLAS runs on one thread while fitting, for the reason :meth:`NeuralModel.fit` gives.
+        """
+        with threadpool_limits(1):
+            self._fit(rows, seed)
+
+    def _fit(self, rows: TrainingRows, seed: int) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
@@ -301,16 +309,18 @@ class NeuralModel:
     def fit(self, rows: TrainingRows, seed: int) -> None:
         """Train with AdamW and class-balanced cross-entropy, deterministically for a seed.
 
-        Training runs on one thread whatever the process's setting: floating-point sums split
-        over a different number of threads give a different network, and the zoo build trains
-        one organism per CPU in worker processes (two threads each would fight for the cores).
+        Training runs on one thread (torch's and BLAS's) whatever the process's setting:
+        floating-point sums split over a different number of threads give a different network,
+        and the zoo build trains one organism per CPU in worker processes, where more threads
+        would only fight for the cores.
         """
         import torch
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            self._fit(rows, seed)
+            with threadpool_limits(1):
+                self._fit(rows, seed)
         finally:
             torch.set_num_threads(threads)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
+from threadpoolctl import threadpool_limits
 
 from .._errors import ArtifactError, ConfigError
 from ..agents import Decision, DecisionRequest
@@ -235,8 +236,9 @@ _worker_zoo: Zoo | None = None
 
 
 def _start_worker(spec_json: str, cache_dir: str) -> None:
-    """Process-pool initialiser: one zoo per worker process, one torch thread per worker."""
+    """Process-pool initialiser: one zoo per worker process, one thread per worker."""
     global _worker_zoo
+    threadpool_limits(1)  # BLAS: one worker per CPU, more threads would only contend
     try:
         import torch
     except ImportError:  # a zoo of linear organisms needs no torch
