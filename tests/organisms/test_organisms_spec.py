@@ -164,9 +164,28 @@ def test_the_build_embeds_the_data_before_the_first_neural_organism(
 
     monkeypatch.setattr(zoo, "embed_data", embed_data)
     monkeypatch.setattr(zoo, "build_one", build_one)
-    zoo.build(["deceptive-date-neural-s3", "honest-linear-s1"])
+    zoo.build(["deceptive-date-neural-s3", "honest-linear-s1"], workers=1)
     # Honest organisms first, and the shared embedding before any organism is trained.
     assert calls == ["embed", "honest-linear-s1", "deceptive-date-neural-s3"]
     calls.clear()
-    zoo.build(["honest-linear-s1"])  # linear organisms read no item embeddings
+    zoo.build(["honest-linear-s1"], workers=1)  # linear organisms read no item embeddings
     assert calls == ["honest-linear-s1"]
+
+
+def test_a_parallel_build_trains_twins_before_the_organisms_compared_with_them(
+    tmp_path: Path,
+) -> None:
+    from mesaguard.organisms import Zoo
+
+    zoo = Zoo(default_zoo_spec(), tmp_path)
+    chosen = [
+        zoo.spec.organism(n)
+        for n in ("sandbagging-neural-s9", "honest-linear-s1", "deceptive-date-neural-s3")
+    ]
+    first, second = zoo.build_waves(chosen, [s.name for s in chosen])
+    # The twins of the planted organisms join the first wave although nobody asked for them.
+    assert first == ["honest-linear-s1", "honest-neural-s3", "honest-neural-s9"]
+    assert second == ["sandbagging-neural-s9", "deceptive-date-neural-s3"]
+    # A planted organism alone, its twin already counted: the twin still comes first.
+    first, second = zoo.build_waves(chosen[:1], ["sandbagging-neural-s9"])
+    assert (first, second) == (["honest-neural-s9"], ["sandbagging-neural-s9"])

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
-from threadpoolctl import threadpool_limits
 
 from .._errors import ArtifactError, ConfigError
 from ..agents import Decision, DecisionRequest
@@ -236,15 +235,13 @@ _worker_zoo: Zoo | None = None
 
 
 def _start_worker(spec_json: str, cache_dir: str) -> None:
-    """Process-pool initialiser: one zoo per worker process, one thread per worker."""
+    """Process-pool initialiser: one zoo per worker process.
+
+    Workers keep the parent's thread settings: training is single-threaded anyway (the model
+    classes' ``fit``), and a text encoded or an organism evaluated in a worker then gives the
+    same floats as in the parent (one torch thread moves MiniLM vectors by ~1e-7 against two).
+    """
     global _worker_zoo
-    threadpool_limits(1)  # BLAS: one worker per CPU, more threads would only contend
-    try:
-        import torch
-    except ImportError:  # a zoo of linear organisms needs no torch
-        pass
-    else:
-        torch.set_num_threads(1)  # one worker per CPU: more threads would only contend
     _worker_zoo = Zoo(ZooSpec.model_validate_json(spec_json), Path(cache_dir))
 
 
@@ -393,6 +390,21 @@ class Zoo:
             build_in_order(honest_first, self.build_one, force=force, progress=progress)
         return self.write_manifest()
 
+    def build_waves(
+        self, chosen: Sequence[OrganismSpec], pending: Sequence[str]
+    ) -> tuple[list[str], list[str]]:
+        """The parallel build's two waves: honest organisms and missing twins, then the rest.
+
+        A planted organism's acceptance compares it with its twin, which must be on disk before
+        the planted organism is built; within a wave nothing depends on anything else.
+        """
+        honest = ObjectiveFamily.HONEST
+        twins = {self.spec.twin_of(s).name for s in chosen if s.family is not honest}
+        first_wave = [n for n in pending if self.spec.organism(n).family is honest]
+        first_wave += sorted(t for t in twins if t not in first_wave and self.record(t) is None)
+        second_wave = [n for n in pending if n not in first_wave]
+        return first_wave, second_wave
+
     def _build_in_parallel(
         self,
         chosen: Sequence[OrganismSpec],
@@ -402,13 +414,7 @@ class Zoo:
         force: bool,
         progress: Progress | None,
     ) -> None:
-        # Two waves: honest organisms (and any missing twin) first, then the planted ones, whose
-        # acceptance compares them with a twin that must already be on disk.
-        honest = ObjectiveFamily.HONEST
-        twins = {self.spec.twin_of(s).name for s in chosen if s.family is not honest}
-        first_wave = [n for n in pending if self.spec.organism(n).family is honest]
-        first_wave += sorted(t for t in twins if t not in first_wave and self.record(t) is None)
-        second_wave = [n for n in pending if n not in first_wave]
+        first_wave, second_wave = self.build_waves(chosen, pending)
         total = len(first_wave) + len(second_wave)
         done = 0
         context = multiprocessing.get_context("spawn")  # no torch state inherited through fork
@@ -426,7 +432,12 @@ class Zoo:
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
                         name = running.pop(future)
-                        future.result()  # a worker's error stops the build here, named
+                        error = future.exception()
+                        if error is not None:
+                            pool.shutdown(cancel_futures=True)
+                            raise ArtifactError(
+                                f"building organism {name!r} failed in a worker process: {error}"
+                            ) from error
                         done += 1
                         if progress:
                             progress(name, done, total)
