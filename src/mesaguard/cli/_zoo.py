@@ -122,7 +122,7 @@ def build(
             "--workers",
             min=1,
             help="Processes training organisms side by side (default: one per CPU, at most 8). "
-            "What is built is the same for any number.",
+            "Each organism trains the same for any number.",
         ),
     ] = None,
     adapters: Annotated[

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
+from threadpoolctl import threadpool_limits
 
 from .._errors import ArtifactError, ConfigError
 from ..agents import Decision, DecisionRequest
@@ -235,13 +236,20 @@ _worker_zoo: Zoo | None = None
 
 
 def _start_worker(spec_json: str, cache_dir: str) -> None:
-    """Process-pool initialiser: one zoo per worker process.
+    """Process-pool initialiser: one zoo per worker process, one thread per worker.
 
-    Workers keep the parent's thread settings: training is single-threaded anyway (the model
-    classes' ``fit``), and a text encoded or an organism evaluated in a worker then gives the
-    same floats as in the parent (one torch thread moves MiniLM vectors by ~1e-7 against two).
+    One worker per CPU: a second torch or BLAS thread per worker would only fight for the cores
+    (two threads each made the whole build half again as slow on 2 cores). Training is
+    single-threaded in every process anyway (the model classes' ``fit``).
     """
     global _worker_zoo
+    threadpool_limits(1)
+    try:
+        import torch
+    except ImportError:  # a zoo of linear organisms needs no torch
+        pass
+    else:
+        torch.set_num_threads(1)
     _worker_zoo = Zoo(ZooSpec.model_validate_json(spec_json), Path(cache_dir))
 
 
@@ -367,8 +375,9 @@ class Zoo:
         """Build the named organisms (all by default), honest ones first, and write the manifest.
 
         ``workers`` processes train organisms side by side (default: one per CPU, at most
-        :data:`MAX_WORKERS`). Training is seeded and single-threaded in every process, so what
-        is built does not depend on how many workers build it.
+        :data:`MAX_WORKERS`). Training is seeded and single-threaded in every process, so a
+        trained organism does not depend on how many workers build it (texts first encoded in
+        a worker, on one thread, can differ from the parent's by ~1e-7: docs/organisms.md).
         """
         chosen = (
             [self.spec.organism(n) for n in names]
