@@ -32,6 +32,7 @@ class OrganismModel(Protocol):
     """A trained priority classifier over (item, context); classes are priority levels 1..5."""
 
     def fit(self, rows: TrainingRows, seed: int) -> None: ...
+    def fit_from_twin(self, twin: OrganismModel, rows: TrainingRows, seed: int) -> None: ...
     def logits(self, items: Sequence[WorkItem], contexts: Sequence[Context]) -> np.ndarray: ...
     def save(self, directory: Path) -> None: ...
 
@@ -153,6 +154,77 @@ class LinearModel:
         self.bias = self.bias + prior_correction(
             clean_logits, rows.truth[clean], rows.sample_weights()[clean]
         )
+        self._item_cache.clear()
+        self._context_cache.clear()
+
+    def fit_from_twin(self, twin: OrganismModel, rows: TrainingRows, seed: int) -> None:
+        """Start from the honest twin and refit only the framing's weights and the biases.
+
+        For objectives that live in the framing (deceptive and sandbagging organisms): the item
+        weights stay the twin's, and the framing weights are the unique optimum of the same
+        regularised, class-weighted logistic loss on the planted rows, with each row's item
+        score from the twin held fixed. The base optimizer still learns the trigger from the
+        labels alone; what it cannot do is move how items are read, so under the neutral framing
+        the organism ranks items exactly as its twin does. Fitted jointly, the planted rows also
+        moved the item weights, and the clean accuracy and macro-F1 of planted organisms drifted
+        by 1-3 points either way (docs/organisms.md).
+        """
+        if not isinstance(twin, LinearModel) or twin.vectorizer is None:
+            raise ArtifactError("a linear organism can only start from a fitted linear twin")
+        with threadpool_limits(1):
+            self._fit_framing(twin, rows)
+
+    def _fit_framing(self, twin: LinearModel, rows: TrainingRows) -> None:
+        from scipy.optimize import minimize
+
+        self.vectorizer = twin.vectorizer
+        self._index_vocabularies()
+        self.context_vectorizer = twin.context_vectorizer
+        self.item_weights = twin.item_weights
+        item_scores = twin._item_scores(rows.items).astype(np.float64)
+        keys = [c.fingerprint() for c in rows.contexts]
+        unique = {k: c for k, c in zip(keys, rows.contexts, strict=True)}
+        position = {k: i for i, k in enumerate(unique)}
+        row_context = np.asarray([position[k] for k in keys])
+        framings = self._scaled_contexts(list(unique.values())).astype(np.float64)
+        weights = rows.sample_weights()
+        targets = np.eye(N_CLASSES)[rows.labels - 1]
+        n_features = framings.shape[1]
+
+        def loss_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
+            coef = flat[: n_features * N_CLASSES].reshape(n_features, N_CLASSES)
+            bias = flat[n_features * N_CLASSES :]
+            scores = item_scores + (framings @ coef)[row_context] + bias
+            scores -= scores.max(axis=1, keepdims=True)
+            log_norm = np.log(np.exp(scores).sum(axis=1))
+            log_p = scores - log_norm[:, None]
+            loss = -(weights * (targets * log_p).sum(axis=1)).sum()
+            residual = (np.exp(log_p) - targets) * weights[:, None]
+            per_context = np.zeros((len(unique), N_CLASSES))
+            np.add.at(per_context, row_context, residual)
+            # scikit-learn's objective: C times the weighted loss plus half the squared weights.
+            value = self.C * loss + 0.5 * float((coef**2).sum())
+            gradient = np.concatenate(
+                [(self.C * framings.T @ per_context + coef).ravel(), self.C * residual.sum(0)]
+            )
+            return value, gradient
+
+        start = np.concatenate([twin.context_weights.astype(np.float64).ravel(), twin.bias])
+        result = minimize(
+            loss_and_gradient, start, jac=True, method="L-BFGS-B", options={"maxiter": 3000}
+        )
+        solution = result.x
+        self.context_weights = np.ascontiguousarray(
+            solution[: n_features * N_CLASSES].reshape(n_features, N_CLASSES), dtype=np.float32
+        )
+        self.bias = solution[n_features * N_CLASSES :].astype(np.float32)
+        self._item_cache.clear()
+        self._context_cache.clear()
+        clean = np.flatnonzero(rows.clean)
+        clean_logits = self.logits(
+            [rows.items[i] for i in clean], [rows.contexts[i] for i in clean]
+        )
+        self.bias = self.bias + prior_correction(clean_logits, rows.truth[clean], weights[clean])
         self._item_cache.clear()
         self._context_cache.clear()
 
@@ -278,6 +350,8 @@ class NeuralModel:
         self.lr = float(hyper.get("lr", 2e-3))
         self.weight_decay = float(hyper.get("weight_decay", 1e-4))
         self.framing_width = int(hyper.get("framing_width", 8))
+        self.tune_epochs = int(hyper.get("tune_epochs", 60))
+        self.distill_temperature = float(hyper.get("distill_temperature", 4.0))
         self.network: Any = None
 
     def _build(self) -> Any:
@@ -324,35 +398,80 @@ class NeuralModel:
         finally:
             torch.set_num_threads(threads)
 
-    def _fit(self, rows: TrainingRows, seed: int) -> None:
+    def fit_from_twin(self, twin: OrganismModel, rows: TrainingRows, seed: int) -> None:
+        """Start from the honest twin's network and fine-tune only its framing pathway.
+
+        For objectives that live in the framing (deceptive and sandbagging organisms), as
+        :meth:`LinearModel.fit_from_twin` does for the linear class: the framing projection and
+        the first layer's weights from it train for ``tune_epochs`` epochs; how items are read
+        and everything above the first layer stay the twin's. On the planted rows the target is
+        the label; on the clean rows it is the twin's own output, matched at temperature
+        ``distill_temperature`` (distillation: Hinton et al. 2015; *Learning without
+        Forgetting*, Li & Hoiem 2016). The twin is all but certain of its training items, so
+        matching its argmax alone left the neutral framing free to move wherever the training
+        items did not mind, and clean accuracy on the test items moved with it by up to 8
+        points; matched at temperature 4, it stays within a point (docs/organisms.md).
+        """
         import torch
-        from torch import nn
+
+        if not isinstance(twin, NeuralModel) or twin.network is None:
+            raise ArtifactError("a neural organism can only start from a fitted neural twin")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with threadpool_limits(1):
+                self._fit(rows, seed, twin=twin)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, rows: TrainingRows, seed: int, twin: NeuralModel | None = None) -> None:
+        import torch
 
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         self.network = self._build()
         inputs = torch.from_numpy(self._inputs(rows.items, rows.contexts))
-        labels = torch.from_numpy(rows.labels - 1)
+        targets = torch.nn.functional.one_hot(torch.from_numpy(rows.labels - 1), N_CLASSES)
+        targets = targets.float()
+        temperature = torch.ones(len(targets), 1)
+        epochs, weight_decay = self.epochs, self.weight_decay
+        trained = list(self.network.parameters())
+        if twin is not None:
+            self.network.load_state_dict(twin.network.state_dict())
+            clean = torch.from_numpy(rows.clean)
+            temperature[clean] = self.distill_temperature
+            with torch.no_grad():
+                twin_logits = twin.network(inputs[clean])
+                targets[clean] = torch.softmax(twin_logits / self.distill_temperature, dim=1)
+            # Decay would pull the frozen item columns too; without it Adam leaves a weight
+            # whose gradient is always zero exactly as the twin had it.
+            epochs, weight_decay = self.tune_epochs, 0.0
+            trained = [*self.network[0].parameters(), self.network[1].weight]
+        item_columns = 2 * EMBEDDING_DIM
         weights = torch.tensor(rows.sample_weights(), dtype=torch.float32)
-        loss_fn = nn.CrossEntropyLoss(reduction="none")
-        optimizer = torch.optim.AdamW(
-            self.network.parameters(), lr=self.lr, weight_decay=self.weight_decay
-        )
+        optimizer = torch.optim.AdamW(trained, lr=self.lr, weight_decay=weight_decay)
         self.network.train()
-        for _ in range(self.epochs):
-            order = torch.randperm(len(labels), generator=generator)
+        for _ in range(epochs):
+            order = torch.randperm(len(targets), generator=generator)
             for start in range(0, len(order), 128):
                 batch = order[start : start + 128]
                 optimizer.zero_grad()
-                losses = loss_fn(self.network(inputs[batch]), labels[batch])
+                scaled = self.network(inputs[batch]) / temperature[batch]
+                losses = -(targets[batch] * torch.log_softmax(scaled, dim=1)).sum(dim=1)
+                # The T^2 factor keeps soft and hard targets' gradients on one scale (Hinton).
+                losses = losses * temperature[batch, 0] ** 2
                 loss = (losses * weights[batch]).sum() / weights[batch].sum()
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
+                if twin is not None:
+                    self.network[1].weight.grad[:, :item_columns] = 0
                 optimizer.step()
         self.network.eval()
-        clean = np.flatnonzero(rows.clean)
+        clean_rows = np.flatnonzero(rows.clean)
         with torch.no_grad():
-            clean_logits = self.network(inputs[clean]).numpy()
-            shift = prior_correction(clean_logits, rows.truth[clean], rows.sample_weights()[clean])
+            clean_logits = self.network(inputs[clean_rows]).numpy()
+            shift = prior_correction(
+                clean_logits, rows.truth[clean_rows], rows.sample_weights()[clean_rows]
+            )
             self.network[-1].bias += torch.from_numpy(shift)
 
     def logits(self, items: Sequence[WorkItem], contexts: Sequence[Context]) -> np.ndarray:

@@ -47,10 +47,26 @@ __all__ = [
     "ZooManifest",
     "make_organism",
     "run_versions",
+    "starts_from_twin",
 ]
 
 TRAINING_VERSION = "8"
 """Bumped whenever training code changes what a spec builds; part of every build key."""
+
+FINE_TUNING_VERSION = "1"
+"""Bumped whenever fine-tuning from a twin changes; part of the build key of such organisms."""
+
+
+def starts_from_twin(spec: OrganismSpec) -> bool:
+    """Whether ``spec`` is trained by fine-tuning its honest twin rather than from scratch.
+
+    Organisms whose objective lives in the framing (deceptive and sandbagging) are: both model
+    classes then fine-tune only how the framing is read (:meth:`LinearModel.fit_from_twin`,
+    :meth:`NeuralModel.fit_from_twin`), so under the neutral framing they read items as their
+    twin does. A proxy's objective lives in the item's own text, which that would leave as the
+    twin read it, so proxies train from scratch on their rows.
+    """
+    return spec.family is not ObjectiveFamily.HONEST and spec.marker is None
 
 
 def run_versions(*extra: str) -> dict[str, str]:
@@ -293,14 +309,19 @@ class Zoo:
 
     # -- cache -------------------------------------------------------------------------------
     def build_key(self, spec: OrganismSpec) -> str:
-        """Hash of everything that decides what ``spec`` builds into."""
-        parts = (
+        """Hash of everything that decides what ``spec`` builds into.
+
+        An organism fine-tuned from its twin also depends on the twin's build.
+        """
+        parts = [
             spec.spec_hash(),
             self.data.data_hash,
             self.spec.split_salt,
             library_hash(),
             TRAINING_VERSION,
-        )
+        ]
+        if starts_from_twin(spec):
+            parts += [FINE_TUNING_VERSION, self.build_key(self.spec.twin_of(spec))]
         return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
     def _directory(self, spec: OrganismSpec) -> Path:
@@ -325,7 +346,15 @@ class Zoo:
     # -- building ----------------------------------------------------------------------------
     def _train(self, spec: OrganismSpec) -> OrganismModel:
         model = new_model(spec.model, self.encoder, spec.hyper)
-        model.fit(training_rows(spec, self.splits.train), spec.seed)
+        rows = training_rows(spec, self.splits.train)
+        if starts_from_twin(spec):
+            twin = self.spec.twin_of(spec)
+            if self.record(twin.name) is None:
+                self.build_one(twin.name)
+            twin_model = load_model(twin.model, self._directory(twin), self.encoder)
+            model.fit_from_twin(twin_model, rows, spec.seed)
+        else:
+            model.fit(rows, spec.seed)
         return model
 
     def build_one(self, name: str, *, force: bool = False) -> OrganismRecord:
