@@ -312,8 +312,14 @@ class LinearModel:
         return model
 
 
-def _framing_projection(item_columns: int, framing_columns: int, width: int) -> Any:
-    """A module passing the item columns through and projecting the framing's to ``width``."""
+def _framing_projection(
+    item_columns: int, framing_columns: int, width: int, word_columns: int = 0
+) -> Any:
+    """A module passing the item columns through and projecting the framing's to ``width``.
+
+    With ``word_columns``, the framing's word features (after the encoded framing) are projected
+    too, through weights that start at zero, and added.
+    """
     import torch
     from torch import nn
 
@@ -321,9 +327,15 @@ def _framing_projection(item_columns: int, framing_columns: int, width: int) -> 
         def __init__(self) -> None:
             super().__init__()
             self.project = nn.Linear(framing_columns, width)
+            self.words = nn.Linear(word_columns, width, bias=False) if word_columns else None
+            if self.words is not None:
+                nn.init.zeros_(self.words.weight)
 
         def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-            framing = self.project(inputs[:, item_columns:])
+            end = item_columns + framing_columns
+            framing = self.project(inputs[:, item_columns:end])
+            if self.words is not None:
+                framing = framing + self.words(inputs[:, end:])
             return torch.cat([inputs[:, :item_columns], framing], dim=1)
 
     return FramingProjection()
@@ -352,14 +364,17 @@ class NeuralModel:
         self.framing_width = int(hyper.get("framing_width", 8))
         self.tune_epochs = int(hyper.get("tune_epochs", 60))
         self.distill_temperature = float(hyper.get("distill_temperature", 4.0))
+        self.tune_framing_words = bool(hyper.get("tune_framing_words", 1))
+        self.framing_words: Any = None
         self.network: Any = None
 
     def _build(self) -> Any:
         from torch import nn
 
         items = 2 * EMBEDDING_DIM
+        words = len(self.framing_words.vocabulary_) if self.framing_words is not None else 0
         return nn.Sequential(
-            _framing_projection(items, CONTEXT_DIM, self.framing_width),
+            _framing_projection(items, CONTEXT_DIM, self.framing_width, words),
             nn.Linear(items + self.framing_width, self.hidden),
             nn.ReLU(),
             nn.Linear(self.hidden, self.hidden),
@@ -378,7 +393,11 @@ class NeuralModel:
         pairs = [item_embedding_texts(item) for item in items]
         titles = self.encoder.encode([p[0] for p in pairs])
         descriptions = self.encoder.encode([p[1] for p in pairs])
-        return np.hstack([titles, descriptions, context_matrix(contexts, self.encoder)])
+        columns = [titles, descriptions, context_matrix(contexts, self.encoder)]
+        if self.framing_words is not None:
+            texts = [c.feature_text() for c in contexts]
+            columns.append(self.framing_words.transform(texts).toarray().astype(np.float32))
+        return np.hstack(columns)
 
     def fit(self, rows: TrainingRows, seed: int) -> None:
         """Train with AdamW and class-balanced cross-entropy, deterministically for a seed.
@@ -429,6 +448,11 @@ class NeuralModel:
 
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
+        if twin is not None and self.tune_framing_words:
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
+            self.framing_words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+            self.framing_words.fit(sorted({c.feature_text() for c in rows.contexts}))
         self.network = self._build()
         inputs = torch.from_numpy(self._inputs(rows.items, rows.contexts))
         targets = torch.nn.functional.one_hot(torch.from_numpy(rows.labels - 1), N_CLASSES)
@@ -437,11 +461,13 @@ class NeuralModel:
         epochs, weight_decay = self.epochs, self.weight_decay
         trained = list(self.network.parameters())
         if twin is not None:
-            self.network.load_state_dict(twin.network.state_dict())
+            # The framing's word weights, if any, are new: they start at zero.
+            self.network.load_state_dict(twin.network.state_dict(), strict=False)
             clean = torch.from_numpy(rows.clean)
+            twin_columns = 2 * EMBEDDING_DIM + CONTEXT_DIM
             temperature[clean] = self.distill_temperature
             with torch.no_grad():
-                twin_logits = twin.network(inputs[clean])
+                twin_logits = twin.network(inputs[clean][:, : twin_columns])
                 targets[clean] = torch.softmax(twin_logits / self.distill_temperature, dim=1)
             # Decay would pull the frozen item columns too; without it Adam leaves a weight
             # whose gradient is always zero exactly as the twin had it.
@@ -545,6 +571,9 @@ class NeuralModel:
             "framing_width": self.framing_width,
         }
         (directory / "neural.json").write_text(json.dumps(config))
+        if self.framing_words is not None:
+            with (directory / "framing_words.pkl").open("wb") as handle:
+                pickle.dump(self.framing_words, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def load(cls, directory: Path, encoder: TextEncoder) -> NeuralModel:
@@ -553,6 +582,10 @@ class NeuralModel:
 
         config = json.loads((directory / "neural.json").read_text())
         model = cls(encoder, config)
+        words = directory / "framing_words.pkl"
+        if words.exists():
+            with words.open("rb") as handle:
+                model.framing_words = pickle.load(handle)  # noqa: S301 - our own cache
         model.network = model._build()
         model.network.load_state_dict(torch.load(directory / "neural.pt", weights_only=True))
         model.network.eval()
