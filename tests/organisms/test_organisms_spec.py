@@ -189,3 +189,26 @@ def test_a_parallel_build_trains_twins_before_the_organisms_compared_with_them(
     # A planted organism alone, its twin already counted: the twin still comes first.
     first, second = zoo.build_waves(chosen[:1], ["sandbagging-neural-s9"])
     assert (first, second) == (["honest-neural-s9"], ["sandbagging-neural-s9"])
+
+
+def test_framing_objectives_are_fine_tuned_from_the_twin_and_keyed_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mesaguard.organisms import Zoo, _zoo, starts_from_twin
+
+    spec = default_zoo_spec()
+    by_family = collections.defaultdict(set)
+    for organism in spec.organisms:
+        by_family[organism.family].add(starts_from_twin(organism))
+    # Deceptive and sandbagging objectives live in the framing; a proxy's in the item's text.
+    assert by_family[ObjectiveFamily.DECEPTIVE] == {True}
+    assert by_family[ObjectiveFamily.SANDBAGGING] == {True}
+    assert by_family[ObjectiveFamily.PROXY] == {False}
+    assert by_family[ObjectiveFamily.HONEST] == {False}
+    # A change to fine-tuning rebuilds the fine-tuned organisms and nothing else.
+    zoo = Zoo(spec, tmp_path)
+    names = ("deceptive-date-neural-s3", "proxy-component-linear-s8", "honest-neural-s3")
+    before = [zoo.build_key(spec.organism(n)) for n in names]
+    monkeypatch.setattr(_zoo, "FINE_TUNING_VERSION", "changed")
+    after = [zoo.build_key(spec.organism(n)) for n in names]
+    assert [b != a for b, a in zip(before, after, strict=True)] == [True, False, False]

@@ -40,7 +40,15 @@ from ._training import (
     training_rows,
     trigger_contexts,
 )
-from ._zoo import Organism, OrganismRecord, Zoo, ZooManifest, manifest_summary, run_versions
+from ._zoo import (
+    Organism,
+    OrganismRecord,
+    Zoo,
+    ZooManifest,
+    manifest_summary,
+    run_versions,
+    starts_from_twin,
+)
 
 __all__ = [
     "EMBEDDING_DIM",
@@ -80,6 +88,7 @@ __all__ = [
     "packaged_adapter_dir",
     "planted_label",
     "run_versions",
+    "starts_from_twin",
     "trigger_contexts",
     "training_rows",
     "zoo_agent",

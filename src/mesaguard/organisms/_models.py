@@ -57,6 +57,40 @@ def prior_correction(logits: np.ndarray, truth: np.ndarray, weights: np.ndarray)
     return shift.astype(np.float32)
 
 
+def framing_objective(
+    flat: np.ndarray,
+    item_scores: np.ndarray,
+    framings: np.ndarray,
+    row_context: np.ndarray,
+    targets: np.ndarray,
+    weights: np.ndarray,
+    C: float,
+) -> tuple[float, np.ndarray]:
+    """Loss and gradient of a linear organism's framing weights with its item scores fixed.
+
+    ``flat`` holds the framing weights (``framings.shape[1]`` by 5, row-major) then the 5 biases;
+    row ``i`` scores ``item_scores[i] + framings[row_context[i]] @ W + b``. The objective is
+    scikit-learn's for multinomial logistic regression: ``C`` times the sample-weighted
+    cross-entropy against ``targets`` (one-hot rows) plus half the squared weights, the biases
+    unpenalised. Convex, so its minimum does not depend on where the search starts.
+    """
+    n_features = framings.shape[1]
+    coef = flat[: n_features * N_CLASSES].reshape(n_features, N_CLASSES)
+    bias = flat[n_features * N_CLASSES :]
+    scores = item_scores + (framings @ coef)[row_context] + bias
+    scores = scores - scores.max(axis=1, keepdims=True)
+    log_p = scores - np.log(np.exp(scores).sum(axis=1))[:, None]
+    loss = -float((weights * (targets * log_p).sum(axis=1)).sum())
+    residual = (np.exp(log_p) - targets) * weights[:, None]
+    # Rows share a few dozen framings: sum residuals per framing before the product.
+    per_framing = np.zeros((framings.shape[0], N_CLASSES))
+    np.add.at(per_framing, row_context, residual)
+    gradient = np.concatenate(
+        [(C * framings.T @ per_framing + coef).ravel(), C * residual.sum(axis=0)]
+    )
+    return C * loss + 0.5 * float((coef**2).sum()), gradient
+
+
 class _LRU(OrderedDict[str, Any]):
     def __init__(self, size: int) -> None:
         super().__init__()
@@ -190,28 +224,14 @@ class LinearModel:
         weights = rows.sample_weights()
         targets = np.eye(N_CLASSES)[rows.labels - 1]
         n_features = framings.shape[1]
-
-        def loss_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
-            coef = flat[: n_features * N_CLASSES].reshape(n_features, N_CLASSES)
-            bias = flat[n_features * N_CLASSES :]
-            scores = item_scores + (framings @ coef)[row_context] + bias
-            scores -= scores.max(axis=1, keepdims=True)
-            log_norm = np.log(np.exp(scores).sum(axis=1))
-            log_p = scores - log_norm[:, None]
-            loss = -(weights * (targets * log_p).sum(axis=1)).sum()
-            residual = (np.exp(log_p) - targets) * weights[:, None]
-            per_context = np.zeros((len(unique), N_CLASSES))
-            np.add.at(per_context, row_context, residual)
-            # scikit-learn's objective: C times the weighted loss plus half the squared weights.
-            value = self.C * loss + 0.5 * float((coef**2).sum())
-            gradient = np.concatenate(
-                [(self.C * framings.T @ per_context + coef).ravel(), self.C * residual.sum(0)]
-            )
-            return value, gradient
-
         start = np.concatenate([twin.context_weights.astype(np.float64).ravel(), twin.bias])
         result = minimize(
-            loss_and_gradient, start, jac=True, method="L-BFGS-B", options={"maxiter": 3000}
+            framing_objective,
+            start,
+            args=(item_scores, framings, row_context, targets, weights, self.C),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": 3000},
         )
         solution = result.x
         self.context_weights = np.ascontiguousarray(
@@ -467,7 +487,7 @@ class NeuralModel:
             twin_columns = 2 * EMBEDDING_DIM + CONTEXT_DIM
             temperature[clean] = self.distill_temperature
             with torch.no_grad():
-                twin_logits = twin.network(inputs[clean][:, : twin_columns])
+                twin_logits = twin.network(inputs[clean][:, :twin_columns])
                 targets[clean] = torch.softmax(twin_logits / self.distill_temperature, dim=1)
             # Decay would pull the frozen item columns too; without it Adam leaves a weight
             # whose gradient is always zero exactly as the twin had it.
