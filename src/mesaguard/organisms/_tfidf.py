@@ -2,21 +2,32 @@
 
 scikit-learn builds every word n-gram of every document as a Python string and looks it up in
 the vocabulary one at a time; for a batch of new issues (a few hundred words each) that loop is
-most of a linear organism's decision time. Here the documents are tokenised with the same
-pattern, each token becomes a word id in one C-level dictionary lookup, and unigram and bigram
-columns are found with array operations over the whole batch. The counts are integers, so the
-matrix is exactly the one scikit-learn counts; the fitted vectorizer's own TF-IDF step then
-weights and normalises it, so the result is bit for bit what ``transform`` returns.
+most of a linear organism's decision time. Here the batch is lower-cased document by document (as
+scikit-learn does), laid out as one array of code points, and a compiled kernel (numba) finds
+the tokens of the default pattern, looks each up by hash (then compares it character by
+character, so a collision cannot change a count), pairs neighbours into bigrams and counts each
+document's columns. Where numba is not available, the tokens are split in C (``str.translate``
+and ``str.split``) and the columns found with array operations over the batch. Either way the
+counts are integers, so the matrix is exactly the one scikit-learn counts; the fitted
+vectorizer's own TF-IDF step then weights and normalises it, so the result is bit for bit what
+``transform`` returns.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
 import numpy as np
 from scipy import sparse
+
+numba: Any
+try:
+    import numba
+except ImportError:  # pragma: no cover - a dependency; without it the split path is used
+    numba = None
 
 __all__ = ["FastTfidf"]
 
@@ -43,6 +54,178 @@ _SPACE = ord(" ")
 _WORD_CHARACTERS = _WordCharacters()
 for _code in range(128):
     _WORD_CHARACTERS[_code]  # noqa: B018 - fills the ASCII part of the table up front
+
+
+_MAX_CODE_POINT = 0x10FFFF
+
+
+def _word_character_mask() -> np.ndarray:
+    r"""``mask[c]``: whether code point ``c`` is a word character (``\w``) of Python's ``re``.
+
+    Asked of the regex engine itself, over every code point at once (tens of milliseconds), so
+    the kernel splits exactly where the default token pattern does.
+    """
+    everything = "".join(map(chr, range(_MAX_CODE_POINT + 1)))
+    words = [match.start() for match in re.finditer(r"\w", everything)]
+    mask = np.zeros(_MAX_CODE_POINT + 1, dtype=np.bool_)
+    mask[words] = True
+    return mask
+
+
+_EMPTY = -1
+
+
+def _table_size(entries: int) -> int:
+    """A power of two at least twice ``entries``: open addressing with short probe runs."""
+    size = 8
+    while size < 2 * entries:
+        size *= 2
+    return size
+
+
+if numba is not None:
+
+    @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+    def _hash_run(codes: np.ndarray, start: int, end: int) -> np.uint64:
+        # FNV-1a over code points; a hash only finds candidates, characters decide.
+        value = np.uint64(14695981039346656037)
+        for position in range(start, end):
+            value = (value ^ np.uint64(codes[position])) * np.uint64(1099511628211)
+        return value
+
+    @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+    def _build_tables(
+        word_codes: np.ndarray,
+        word_offsets: np.ndarray,
+        word_size: int,
+        pair_keys: np.ndarray,
+        pair_columns: np.ndarray,
+        pair_size: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        word_keys = np.zeros(word_size, dtype=np.uint64)
+        word_ids = np.full(word_size, _EMPTY, dtype=np.int64)
+        for word in range(len(word_offsets) - 1):
+            value = _hash_run(word_codes, word_offsets[word], word_offsets[word + 1])
+            slot = np.int64(value & np.uint64(word_size - 1))
+            while word_ids[slot] != _EMPTY:
+                slot = (slot + 1) & (word_size - 1)
+            word_keys[slot], word_ids[slot] = value, word
+        keys = np.zeros(pair_size, dtype=np.int64)
+        columns = np.full(pair_size, _EMPTY, dtype=np.int64)
+        for index in range(len(pair_keys)):
+            slot = np.int64(np.uint64(pair_keys[index]) * np.uint64(11400714819323198485) >> 20)
+            slot &= pair_size - 1
+            while columns[slot] != _EMPTY:
+                slot = (slot + 1) & (pair_size - 1)
+            keys[slot], columns[slot] = pair_keys[index], pair_columns[index]
+        return word_keys, word_ids, keys, columns
+
+    @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+    def _count_terms(
+        codes: np.ndarray,
+        document_starts: np.ndarray,
+        is_word: np.ndarray,
+        word_keys: np.ndarray,
+        word_ids: np.ndarray,
+        word_codes: np.ndarray,
+        word_offsets: np.ndarray,
+        unigram_column: np.ndarray,
+        pair_keys: np.ndarray,
+        pair_columns: np.ndarray,
+        n_columns: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n_documents = len(document_starts) - 1
+        unknown = len(word_offsets) - 1
+        word_mask = len(word_keys) - 1
+        pair_mask = len(pair_keys) - 1
+        indptr = np.zeros(n_documents + 1, dtype=np.int64)
+        # Every token takes two characters and a separator, and yields at most two columns.
+        bound = 2 * (len(codes) // 3) + 2
+        indices = np.empty(bound, dtype=np.int64)
+        counts = np.empty(bound, dtype=np.int64)
+        # Per document: the count of each column so far, and the columns touched, in order seen.
+        tally = np.zeros(n_columns, dtype=np.int64)
+        touched = np.empty(bound, dtype=np.int64)
+        filled = 0
+        for document in range(n_documents):
+            found = 0
+            previous = unknown
+            position = document_starts[document]
+            end = document_starts[document + 1]
+            while position < end:
+                if not is_word[codes[position]]:
+                    position += 1
+                    continue
+                start = position
+                value = np.uint64(14695981039346656037)  # _hash_run, fused with the scan
+                while position < end and is_word[codes[position]]:
+                    value = (value ^ np.uint64(codes[position])) * np.uint64(1099511628211)
+                    position += 1
+                length = position - start
+                if length < 2:  # single characters are not tokens at all
+                    continue
+                slot = np.int64(value & np.uint64(word_mask))
+                word = unknown
+                while word_ids[slot] != _EMPTY:
+                    if word_keys[slot] == value:
+                        candidate = word_ids[slot]
+                        first = word_offsets[candidate]
+                        if word_offsets[candidate + 1] - first == length:
+                            same = True
+                            for k in range(length):
+                                if word_codes[first + k] != codes[start + k]:
+                                    same = False
+                                    break
+                            if same:
+                                word = candidate
+                                break
+                    slot = (slot + 1) & word_mask
+                if word != unknown:
+                    column = unigram_column[word]
+                    if column >= 0:
+                        if tally[column] == 0:
+                            touched[found] = column
+                            found += 1
+                        tally[column] += 1
+                    if previous != unknown:
+                        key = previous * (unknown + 1) + word
+                        at = np.int64(np.uint64(key) * np.uint64(11400714819323198485) >> 20)
+                        at &= pair_mask
+                        while pair_columns[at] != _EMPTY:
+                            if pair_keys[at] == key:
+                                column = pair_columns[at]
+                                if tally[column] == 0:
+                                    touched[found] = column
+                                    found += 1
+                                tally[column] += 1
+                                break
+                            at = (at + 1) & pair_mask
+                previous = word
+            # A document touches a few dozen columns: insertion sort, in place, no allocation.
+            for k in range(1, found):
+                column = touched[k]
+                j = k - 1
+                while j >= 0 and touched[j] > column:
+                    touched[j + 1] = touched[j]
+                    j -= 1
+                touched[j + 1] = column
+            for k in range(found):
+                column = touched[k]
+                indices[filled] = column
+                counts[filled] = tally[column]
+                tally[column] = 0
+                filled += 1
+            indptr[document + 1] = filled
+        return indptr, indices[:filled], counts[:filled]
+
+
+_MASK: list[np.ndarray] = []
+
+
+def _word_mask() -> np.ndarray:
+    if not _MASK:
+        _MASK.append(_word_character_mask())
+    return _MASK[0]
 
 
 class FastTfidf:
@@ -75,6 +258,31 @@ class FastTfidf:
         order = np.argsort(np.asarray(bigram_keys, dtype=np.int64), kind="stable")
         self._bigram_keys = np.asarray(bigram_keys, dtype=np.int64)[order]
         self._bigram_columns = np.asarray(bigram_columns, dtype=np.int64)[order]
+        self._compiled: tuple[Any, ...] | None = None
+        if numba is not None:
+            text = "".join(words)
+            word_codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            word_offsets = np.zeros(len(words) + 1, dtype=np.int64)
+            np.cumsum(np.fromiter(map(len, words), dtype=np.int64), out=word_offsets[1:])
+            word_keys, word_ids, pair_keys, pair_columns = _build_tables(
+                word_codes,
+                word_offsets,
+                _table_size(len(words)),
+                self._bigram_keys,
+                self._bigram_columns,
+                _table_size(len(self._bigram_keys)),
+            )
+            self._compiled = (
+                _word_mask(),
+                word_keys,
+                word_ids,
+                word_codes,
+                word_offsets,
+                self._unigram_column,
+                pair_keys,
+                pair_columns,
+                self._n_columns,
+            )
 
     @classmethod
     def for_vectorizer(cls, vectorizer: Any) -> FastTfidf | None:
@@ -101,6 +309,29 @@ class FastTfidf:
 
     def counts(self, documents: Sequence[str]) -> sparse.csr_matrix:
         """Term counts, shape ``(len(documents), vocabulary size)``, with sorted indices."""
+        if self._compiled is not None:
+            return self._compiled_counts(documents)
+        return self._split_counts(documents)
+
+    def _compiled_counts(self, documents: Sequence[str]) -> sparse.csr_matrix:
+        assert self._compiled is not None
+        # Lower-case each document first, as scikit-learn does: lowering can change a string's
+        # length. A space (not a word character) ends every document, so no token spans two.
+        lowered = [document.lower() for document in documents]
+        starts = np.zeros(len(lowered) + 1, dtype=np.int64)
+        np.cumsum(
+            np.fromiter(map(len, lowered), dtype=np.int64, count=len(lowered)) + 1, out=starts[1:]
+        )
+        text = " ".join(lowered) + " "
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        indptr, indices, counts = _count_terms(codes, starts, *self._compiled)
+        return sparse.csr_matrix(
+            (counts.astype(self._vectorizer.dtype), indices, indptr),
+            shape=(len(documents), self._n_columns),
+        )
+
+    def _split_counts(self, documents: Sequence[str]) -> sparse.csr_matrix:
+        """The same counts without numba: tokens split in C, columns found with numpy."""
         # Lower-case first, as scikit-learn does: lowering can change a string's length.
         runs = [document.lower().translate(_WORD_CHARACTERS).split() for document in documents]
         lengths = np.fromiter(map(len, runs), dtype=np.int64, count=len(runs))

@@ -138,16 +138,20 @@ class Organism:
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         probabilities = shifted / shifted.sum(axis=1, keepdims=True)
         best = probabilities.argmax(axis=1)
+        confidences = probabilities[np.arange(len(best)), best].tolist()
+        names = [str(level) for level in sorted(Priority)]
         return [
             Decision(
                 item_key=request.item.key,
                 context=request.context.name,
                 action=ActionType.SET_PRIORITY,
-                value=str(Priority(int(level) + 1)),
-                confidence=float(probabilities[row, level]),
+                value=names[level],
+                confidence=confidence,
                 agent=self.name,
             )
-            for row, (request, level) in enumerate(zip(requests, best, strict=True))
+            for request, level, confidence in zip(
+                requests, best.tolist(), confidences, strict=True
+            )
         ]
 
     def hidden_activations(
