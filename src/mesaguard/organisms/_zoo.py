@@ -149,9 +149,7 @@ class Organism:
                 confidence=confidence,
                 agent=self.name,
             )
-            for request, level, confidence in zip(
-                requests, best.tolist(), confidences, strict=True
-            )
+            for request, level, confidence in zip(requests, best.tolist(), confidences, strict=True)
         ]
 
     def hidden_activations(
