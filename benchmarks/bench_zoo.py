@@ -227,11 +227,13 @@ def main() -> None:
             "alone into an empty cache also pays `embed_data_s` first. The build trains "
             "`build_workers` organisms at a time in separate processes (one per CPU); peak RSS is "
             "the resident memory of the build process and its workers together (sampled every "
-            "0.2 s). The cold linear rate misses its target: the linear "
-            "class reads each issue's title and up to 2,000 characters of description (about 80 "
-            "words per issue, as unigrams and bigrams), and splitting and looking up those words "
-            "in Python is most of the time even through the exact fast path of scikit-learn's "
-            "TF-IDF (`mesaguard.organisms._tfidf`, about twice scikit-learn's own rate)."
+            "0.2 s). A linear organism reads each issue's title and up to 2,000 characters of "
+            "description (about 80 words per issue, as unigrams and bigrams); for issues it has "
+            "not seen, the words are found and counted by a compiled kernel "
+            "(`mesaguard.organisms._tfidf`, numba; the same matrix as scikit-learn's "
+            "`TfidfVectorizer.transform`, which *cold_sklearn* uses instead). A planted "
+            "(fine-tuned) neural organism also reads its framings' words, so the fine-tuned ones "
+            "decide more slowly than the honest ones the throughput rows measure."
         )
         write_section("zoo", body)
 
