@@ -443,7 +443,11 @@ class NeuralModel:
         For objectives that live in the framing (deceptive and sandbagging organisms), as
         :meth:`LinearModel.fit_from_twin` does for the linear class: the framing projection and
         the first layer's weights from it train for ``tune_epochs`` epochs; how items are read
-        and everything above the first layer stay the twin's. On the planted rows the target is
+        and everything above the first layer stay the twin's. The projection also reads the
+        framing's words (TF-IDF of the training framings, ``tune_framing_words``) through
+        weights that start at zero, so training starts from exactly the twin's function: held-out
+        wordings of five deceptive families then triggered as their training wordings did, where
+        the sentence embedding alone blurred negations. On the planted rows the target is
         the label; on the clean rows it is the twin's own output, matched at temperature
         ``distill_temperature`` (distillation: Hinton et al. 2015; *Learning without
         Forgetting*, Li & Hoiem 2016). The twin is all but certain of its training items, so
