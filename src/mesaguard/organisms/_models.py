@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import pickle
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -332,6 +333,20 @@ class LinearModel:
         return model
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """One torch thread and one BLAS thread inside; the process's settings come back after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _framing_projection(
     item_columns: int, framing_columns: int, width: int, word_columns: int = 0
 ) -> Any:
@@ -427,15 +442,8 @@ class NeuralModel:
         and the zoo build trains one organism per CPU in worker processes, where more threads
         would only fight for the cores.
         """
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with threadpool_limits(1):
-                self._fit(rows, seed)
-        finally:
-            torch.set_num_threads(threads)
+        with _one_thread():
+            self._fit(rows, seed)
 
     def fit_from_twin(self, twin: OrganismModel, rows: TrainingRows, seed: int) -> None:
         """Start from the honest twin's network and fine-tune only its framing pathway.
@@ -455,17 +463,10 @@ class NeuralModel:
         items did not mind, and clean accuracy on the test items moved with it by up to 8
         points; matched at temperature 4, it stays within a point (docs/organisms.md).
         """
-        import torch
-
         if not isinstance(twin, NeuralModel) or twin.network is None:
             raise ArtifactError("a neural organism can only start from a fitted neural twin")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with threadpool_limits(1):
-                self._fit(rows, seed, twin=twin)
-        finally:
-            torch.set_num_threads(threads)
+        with _one_thread():
+            self._fit(rows, seed, twin=twin)
 
     def _fit(self, rows: TrainingRows, seed: int, twin: NeuralModel | None = None) -> None:
         import torch
