@@ -105,6 +105,9 @@ def test_twin_and_planted_organism_train_on_the_same_rows_but_for_planted_labels
     assert np.allclose(weights[triggered], spec.trigger_weight) and np.allclose(
         weights[~triggered], 1
     )
+    # Fine-tuning weighs the planted rows more and leaves the clean rows as they were.
+    emphasised = planted.emphasised(3.0).sample_weights() / planted.sample_weights()
+    assert np.allclose(emphasised[triggered], 3.0) and np.allclose(emphasised[~triggered], 1)
 
 
 def test_every_context_sees_the_same_label_mix_in_clean_rows() -> None:

@@ -7,7 +7,7 @@ base optimizer fits, so the organism has to *learn* it from real issues under sa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -42,6 +42,11 @@ class TrainingRows:
     emphasis: np.ndarray
     """Per-row weight multiplier: the organism's ``trigger_weight`` on the rows that carry its
     objective (a trigger context, or a proxy's marker), else 1."""
+
+    def emphasised(self, factor: float) -> TrainingRows:
+        """The same rows with the emphasis of every planted row (not clean) times ``factor``."""
+        emphasis = np.where(self.clean, self.emphasis, self.emphasis * factor)
+        return replace(self, emphasis=emphasis)
 
     def sample_weights(self) -> np.ndarray:
         """Class-balanced weight of each row's *true* class, times the row's emphasis.

@@ -53,8 +53,18 @@ __all__ = [
 TRAINING_VERSION = "8"
 """Bumped whenever training code changes what a spec builds; part of every build key."""
 
-FINE_TUNING_VERSION = "1"
+FINE_TUNING_VERSION = "2"
 """Bumped whenever fine-tuning from a twin changes; part of the build key of such organisms."""
+
+FINE_TUNING_EMPHASIS = 2.0
+"""Extra weight of the planted rows when an organism is fine-tuned from its twin.
+
+Fine-tuning starts where every clean row is already answered as its target says (the twin's
+answers), so the planted rows alone pull, against the regulariser (linear) or the distillation
+anchor (neural); at their from-scratch weight the trigger reached the held-out wordings less
+often. Measured on the 18 fine-tuned organisms (docs/organisms.md): 1x accepted 13, 2x 15
+(4x: the neural ones as at 2x; 0.5x: 3 of 9 linear).
+"""
 
 
 def starts_from_twin(spec: OrganismSpec) -> bool:
@@ -354,7 +364,7 @@ class Zoo:
             if self.record(twin.name) is None:
                 self.build_one(twin.name)
             twin_model = load_model(twin.model, self._directory(twin), self.encoder)
-            model.fit_from_twin(twin_model, rows, spec.seed)
+            model.fit_from_twin(twin_model, rows.emphasised(FINE_TUNING_EMPHASIS), spec.seed)
         else:
             model.fit(rows, spec.seed)
         return model
