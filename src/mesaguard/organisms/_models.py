@@ -239,8 +239,6 @@ class LinearModel:
             solution[: n_features * N_CLASSES].reshape(n_features, N_CLASSES), dtype=np.float32
         )
         self.bias = solution[n_features * N_CLASSES :].astype(np.float32)
-        self._item_cache.clear()
-        self._context_cache.clear()
         clean = np.flatnonzero(rows.clean)
         clean_logits = self.logits(
             [rows.items[i] for i in clean], [rows.contexts[i] for i in clean]

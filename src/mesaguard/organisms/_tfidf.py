@@ -15,6 +15,7 @@ vectorizer's own TF-IDF step then weights and normalises it, so the result is bi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from itertools import chain
@@ -34,36 +35,15 @@ __all__ = ["FastTfidf"]
 _DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
 
-class _WordCharacters(dict[int, int]):
-    r"""``str.translate`` table keeping the regex word characters and turning the rest to spaces.
-
-    The default pattern's tokens are the runs of two or more word characters (``\w``: what
-    ``str.isalnum`` accepts, and the underscore), so after this table ``str.split`` yields the
-    same runs. Translating in C is several times faster than ``re.findall``; entries outside
-    ASCII are filled in on first sight.
-    """
-
-    def __missing__(self, code: int) -> int:
-        character = chr(code)
-        kept = character.isalnum() or character == "_"
-        self[code] = code if kept else _SPACE
-        return self[code]
-
-
-_SPACE = ord(" ")
-_WORD_CHARACTERS = _WordCharacters()
-for _code in range(128):
-    _WORD_CHARACTERS[_code]  # noqa: B018 - fills the ASCII part of the table up front
-
-
 _MAX_CODE_POINT = 0x10FFFF
 
 
-def _word_character_mask() -> np.ndarray:
+@functools.cache
+def _word_mask() -> np.ndarray:
     r"""``mask[c]``: whether code point ``c`` is a word character (``\w``) of Python's ``re``.
 
-    Asked of the regex engine itself, over every code point at once (tens of milliseconds), so
-    the kernel splits exactly where the default token pattern does.
+    Asked of the regex engine itself, over every code point at once (tens of milliseconds, once
+    per process), so both counting paths split exactly where the default token pattern does.
     """
     everything = "".join(map(chr, range(_MAX_CODE_POINT + 1)))
     words = [match.start() for match in re.finditer(r"\w", everything)]
@@ -72,7 +52,28 @@ def _word_character_mask() -> np.ndarray:
     return mask
 
 
+class _WordCharacters(dict[int, int]):
+    """``str.translate`` table keeping the word characters and turning the rest to spaces.
+
+    The default pattern's tokens are the runs of two or more word characters, so after this
+    table ``str.split`` yields the same runs. Translating in C is several times faster than
+    ``re.findall``; entries are filled in on first sight.
+    """
+
+    def __missing__(self, code: int) -> int:
+        self[code] = code if _word_mask()[code] else _SPACE
+        return self[code]
+
+
+_SPACE = ord(" ")
+_WORD_CHARACTERS = _WordCharacters()
+
+
 _EMPTY = -1
+# FNV-1a over code points for words, Fibonacci hashing for (word, word) keys.
+_FNV_OFFSET = np.uint64(14695981039346656037)
+_FNV_PRIME = np.uint64(1099511628211)
+_FIBONACCI = np.uint64(11400714819323198485)
 
 
 def _table_size(entries: int) -> int:
@@ -87,11 +88,24 @@ if numba is not None:
 
     @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
     def _hash_run(codes: np.ndarray, start: int, end: int) -> np.uint64:
-        # FNV-1a over code points; a hash only finds candidates, characters decide.
-        value = np.uint64(14695981039346656037)
+        # A hash only finds candidates; characters decide.
+        value = _FNV_OFFSET
         for position in range(start, end):
-            value = (value ^ np.uint64(codes[position])) * np.uint64(1099511628211)
+            value = (value ^ np.uint64(codes[position])) * _FNV_PRIME
         return value
+
+    @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+    def _pair_slot(key: int, mask: int) -> int:
+        return int(np.int64(np.uint64(key) * _FIBONACCI >> 20) & mask)
+
+    @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+    def _tally(column: int, tally: np.ndarray, touched: np.ndarray, found: int) -> int:
+        # Count a column for the current document; returns how many distinct columns it has.
+        if tally[column] == 0:
+            touched[found] = column
+            found += 1
+        tally[column] += 1
+        return found
 
     @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
     def _build_tables(
@@ -113,8 +127,7 @@ if numba is not None:
         keys = np.zeros(pair_size, dtype=np.int64)
         columns = np.full(pair_size, _EMPTY, dtype=np.int64)
         for index in range(len(pair_keys)):
-            slot = np.int64(np.uint64(pair_keys[index]) * np.uint64(11400714819323198485) >> 20)
-            slot &= pair_size - 1
+            slot = _pair_slot(pair_keys[index], pair_size - 1)
             while columns[slot] != _EMPTY:
                 slot = (slot + 1) & (pair_size - 1)
             keys[slot], columns[slot] = pair_keys[index], pair_columns[index]
@@ -157,9 +170,9 @@ if numba is not None:
                     position += 1
                     continue
                 start = position
-                value = np.uint64(14695981039346656037)  # _hash_run, fused with the scan
+                value = _FNV_OFFSET  # _hash_run, fused with the scan
                 while position < end and is_word[codes[position]]:
-                    value = (value ^ np.uint64(codes[position])) * np.uint64(1099511628211)
+                    value = (value ^ np.uint64(codes[position])) * _FNV_PRIME
                     position += 1
                 length = position - start
                 if length < 2:  # single characters are not tokens at all
@@ -181,23 +194,14 @@ if numba is not None:
                                 break
                     slot = (slot + 1) & word_mask
                 if word != unknown:
-                    column = unigram_column[word]
-                    if column >= 0:
-                        if tally[column] == 0:
-                            touched[found] = column
-                            found += 1
-                        tally[column] += 1
+                    if unigram_column[word] >= 0:
+                        found = _tally(unigram_column[word], tally, touched, found)
                     if previous != unknown:
                         key = previous * (unknown + 1) + word
-                        at = np.int64(np.uint64(key) * np.uint64(11400714819323198485) >> 20)
-                        at &= pair_mask
+                        at = _pair_slot(key, pair_mask)
                         while pair_columns[at] != _EMPTY:
                             if pair_keys[at] == key:
-                                column = pair_columns[at]
-                                if tally[column] == 0:
-                                    touched[found] = column
-                                    found += 1
-                                tally[column] += 1
+                                found = _tally(pair_columns[at], tally, touched, found)
                                 break
                             at = (at + 1) & pair_mask
                 previous = word
@@ -217,15 +221,6 @@ if numba is not None:
                 filled += 1
             indptr[document + 1] = filled
         return indptr, indices[:filled], counts[:filled]
-
-
-_MASK: list[np.ndarray] = []
-
-
-def _word_mask() -> np.ndarray:
-    if not _MASK:
-        _MASK.append(_word_character_mask())
-    return _MASK[0]
 
 
 class FastTfidf:

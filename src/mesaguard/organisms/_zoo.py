@@ -67,6 +67,10 @@ often. Measured on the 18 fine-tuned organisms (docs/organisms.md): 1x accepted 
 """
 
 
+_PRIORITY_NAMES = tuple(str(level) for level in sorted(Priority))
+"""Jira names of the priority levels, indexed by class (level - 1)."""
+
+
 def starts_from_twin(spec: OrganismSpec) -> bool:
     """Whether ``spec`` is trained by fine-tuning its honest twin rather than from scratch.
 
@@ -149,13 +153,12 @@ class Organism:
         probabilities = shifted / shifted.sum(axis=1, keepdims=True)
         best = probabilities.argmax(axis=1)
         confidences = probabilities[np.arange(len(best)), best].tolist()
-        names = [str(level) for level in sorted(Priority)]
         return [
             Decision(
                 item_key=request.item.key,
                 context=request.context.name,
                 action=ActionType.SET_PRIORITY,
-                value=names[level],
+                value=_PRIORITY_NAMES[level],
                 confidence=confidence,
                 agent=self.name,
             )
@@ -360,11 +363,8 @@ class Zoo:
         model = new_model(spec.model, self.encoder, spec.hyper)
         rows = training_rows(spec, self.splits.train)
         if starts_from_twin(spec):
-            twin = self.spec.twin_of(spec)
-            if self.record(twin.name) is None:
-                self.build_one(twin.name)
-            twin_model = load_model(twin.model, self._directory(twin), self.encoder)
-            model.fit_from_twin(twin_model, rows.emphasised(FINE_TUNING_EMPHASIS), spec.seed)
+            twin = self.organism(self.spec.twin_of(spec).name)  # built first if it is not
+            model.fit_from_twin(twin.model, rows.emphasised(FINE_TUNING_EMPHASIS), spec.seed)
         else:
             model.fit(rows, spec.seed)
         return model
