@@ -1,8 +1,11 @@
-"""The linear class's framing objective: its gradient, and that it is scikit-learn's."""
+"""The linear class: the framing objective (its gradient; it is scikit-learn's), repeatable fits."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from scipy.optimize import check_grad, minimize
 
 from mesaguard.organisms._models import N_CLASSES, framing_objective
@@ -56,3 +59,39 @@ def test_with_no_item_scores_it_fits_what_scikit_learn_fits() -> None:
     reference = LogisticRegression(C=0.7, tol=1e-10, max_iter=10_000)
     reference.fit(design, labels, sample_weight=weights)
     np.testing.assert_allclose(ours, reference.predict_proba(design), atol=1e-4)
+
+
+_FIT_TWICE = """
+import sys
+from pathlib import Path
+
+import numpy as np
+from mesaguard.items import bundled_hadoop, split_items
+from mesaguard.organisms import default_zoo_spec
+from mesaguard.organisms._encoder import TextEncoder
+from mesaguard.organisms._models import LinearModel
+from mesaguard.organisms._training import training_rows
+
+spec = default_zoo_spec().organism("honest-linear-s0")
+labelled = [item for item in bundled_hadoop().items if item.priority is not None]
+rows = training_rows(spec, split_items(labelled).train[:1500])
+weights = []
+for _ in range(2):
+    model = LinearModel(TextEncoder(Path(sys.argv[1])), spec.hyper)
+    model.fit(rows, spec.seed)
+    weights.append(np.concatenate([model.item_weights.ravel(), model.context_weights.ravel()]))
+print(float(np.abs(weights[0] - weights[1]).max()))
+"""
+
+
+@pytest.mark.slow
+def test_the_first_linear_fit_in_a_process_equals_every_later_one(zoo_cache: Path) -> None:
+    # In a fresh interpreter, where scikit-learn's OpenMP runtime is not loaded yet: a runtime
+    # first loaded inside the one-thread limit escaped it and summed the loss on all cores.
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", _FIT_TWICE, str(zoo_cache)], capture_output=True, text=True, check=True
+    )
+    assert float(result.stdout.strip().splitlines()[-1]) == 0.0

@@ -130,8 +130,10 @@ class LinearModel:
     def fit(self, rows: TrainingRows, seed: int) -> None:
         """Fit TF-IDF on the rows' texts and the classifier on [TF-IDF | context features].
 
-        BLAS runs on one thread while fitting, for the reason :meth:`NeuralModel.fit` gives.
+        BLAS and OpenMP run on one thread while fitting, for the reason :meth:`NeuralModel.fit`
+        gives.
         """
+        _load_sklearn_runtimes()
         with threadpool_limits(1):
             self._fit(rows, seed)
 
@@ -329,6 +331,18 @@ class LinearModel:
         model.context_weights = state["context_weights"]
         model.bias = state["bias"]
         return model
+
+
+def _load_sklearn_runtimes() -> None:
+    """Import scikit-learn's estimators so that their OpenMP runtime is loaded.
+
+    ``threadpool_limits`` only limits libraries already loaded when it is entered: a runtime
+    first loaded inside the limit keeps its default thread count, and the first logistic
+    regression fitted in a process summed its loss on two threads, so it differed (by up to
+    5e-5 in a weight) from every later fit of the same rows.
+    """
+    import sklearn.feature_extraction.text
+    import sklearn.linear_model  # noqa: F401
 
 
 @contextmanager

@@ -50,7 +50,7 @@ __all__ = [
     "starts_from_twin",
 ]
 
-TRAINING_VERSION = "8"
+TRAINING_VERSION = "9"
 """Bumped whenever training code changes what a spec builds; part of every build key."""
 
 FINE_TUNING_VERSION = "2"
