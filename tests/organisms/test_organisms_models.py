@@ -92,6 +92,9 @@ def test_the_first_linear_fit_in_a_process_equals_every_later_one(zoo_cache: Pat
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-c", _FIT_TWICE, str(zoo_cache)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _FIT_TWICE, str(zoo_cache)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert float(result.stdout.strip().splitlines()[-1]) == 0.0

