@@ -503,6 +503,8 @@ class TopAdapter:
             h, _, _ = _block(layers[j], h, cos, sin, (keys, values), mask, lora, self.scale)
             if trace:
                 trail.append(h[:, 0])
+                # Go on from the traced tensor (same values), so gradients can be taken at it.
+                h = trail[-1][:, None]
         final = self.lm.model.model.norm(h[:, 0])
         head = self.lm.model.model.embed_tokens.weight[self.answer_ids]
         return final @ head.T + self.params["answer_bias"], trail
