@@ -392,10 +392,9 @@ class LLMOrganism:
             for _ in range(start, self.lm.num_layers)
         ]
         with deterministic_torch():
-            with torch.no_grad():
-                cache = capture(
-                    self.lm, [r.item for r in requests], [r.context for r in requests], start
-                )
+            cache = capture(
+                self.lm, [r.item for r in requests], [r.context for r in requests], start
+            )
             for first in range(0, len(cache), 256):
                 part = cache.subset(torch.arange(first, min(first + 256, len(cache))))
                 with torch.enable_grad():
