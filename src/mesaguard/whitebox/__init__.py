@@ -16,7 +16,7 @@ This package never imports :mod:`mesaguard.organisms`.
 
 from ._capture import Activations, capture_activations, require_activations
 from ._contrast import ContrastPair, contrast_pairs
-from ._evaluate import ProbeScore, auroc_interval, recall_at_fpr
+from ._evaluate import ProbeScore, auroc, auroc_interval, recall_at_fpr
 from ._probe import DefectionProbe, LayerScore, train_defection_probe
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "DefectionProbe",
     "LayerScore",
     "ProbeScore",
+    "auroc",
     "auroc_interval",
     "capture_activations",
     "contrast_pairs",

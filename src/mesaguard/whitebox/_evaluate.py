@@ -26,8 +26,8 @@ class ProbeScore(BaseModel):
     negatives: int
 
 
-def _auroc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Mann-Whitney AUROC (ties count half) of positives over negatives."""
+def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Mann-Whitney AUROC (ties count half) of positives over negatives, without an interval."""
     labels = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
     return float(roc_auc_score(labels, np.r_[pos, neg]))
 
@@ -53,7 +53,7 @@ def auroc_interval(
     if len(pos) == 0 or len(neg) == 0:
         raise DataError(f"AUROC needs both groups ({len(pos)} positives, {len(neg)} negatives)")
     interval = bootstrap_interval(
-        [pos, neg], _auroc, seed=seed, paired=False, n_resamples=n_boot, method="percentile"
+        [pos, neg], auroc, seed=seed, paired=False, n_resamples=n_boot, method="percentile"
     )
     low, high = interval.ci
     return ProbeScore(
