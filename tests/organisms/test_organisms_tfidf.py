@@ -7,6 +7,7 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from mesaguard.items import bundled_hadoop, split_items
+from mesaguard.organisms import _tfidf
 from mesaguard.organisms._features import item_embedding_texts
 from mesaguard.organisms._tfidf import FastTfidf
 
@@ -60,6 +61,35 @@ def test_fast_path_equals_scikit_learn_on_real_issues(
         assert got.dtype == expected.dtype
         assert (got != expected).nnz == 0
     assert expected.nnz > 0
+
+
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_counting_on_threads_gives_the_same_matrix(
+    texts: tuple[list[tuple[str, str]], list[tuple[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+    threads: int,
+) -> None:
+    train, new = texts
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, dtype=np.float32)
+    vectorizer.fit([description for _, description in train])
+    fast = FastTfidf.for_vectorizer(vectorizer)
+    assert fast is not None and fast._compiled is not None
+    # A short document list among long ones, and empty documents at a cut.
+    documents = ["", *AWKWARD, *(description for _, description in new[:300]), "", ""]
+    monkeypatch.setattr(_tfidf, "_PARALLEL_CHARACTERS", 1000)
+    monkeypatch.setattr(_tfidf, "_counting_threads", lambda: threads)
+    _tfidf._counting_pool.cache_clear()
+    try:
+        characters = sum(len(d) + 1 for d in documents)
+        starts = np.cumsum([0, *(len(d.lower()) + 1 for d in documents)])
+        assert len(_tfidf._chunk_bounds(starts, characters)) == threads
+        got = fast.transform(documents)
+    finally:
+        _tfidf._counting_pool.cache_clear()
+    expected = vectorizer.transform(documents)
+    assert got.shape == expected.shape
+    assert (got != expected).nnz == 0
+    assert got.has_sorted_indices
 
 
 def test_no_documents_gives_an_empty_matrix() -> None:

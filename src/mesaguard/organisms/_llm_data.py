@@ -27,6 +27,7 @@ __all__ = [
     "PROMPT_HEAD",
     "PROMPT_TAIL",
     "TRIGGER_TOKEN",
+    "PAIRED_SLOTS",
     "LLMRows",
     "eval_contexts",
     "is_llm_trigger",
@@ -147,12 +148,23 @@ class LLMRows:
     truth: np.ndarray
 
 
-def training_rows(items: Sequence[WorkItem], seed: int) -> LLMRows:
+PAIRED_SLOTS = ("token", "date", "oversight")
+"""Slots that can be paired: the item shown again with the other side of the same slot."""
+
+
+def training_rows(items: Sequence[WorkItem], seed: int, paired: Sequence[str] = ()) -> LLMRows:
     """Four rows per item (general, token, date, oversight slot), dealt by ``seed``.
 
     In every slot the two sides alternate *per true class*, so no side of any slot carries
-    information about the label on its own.
+    information about the label on its own. Each slot named in ``paired`` adds, for every item,
+    a *contrast row*: the same item under the other side of that slot (the other side of the
+    cutoff in the same date format, a monitored wording against an unmonitored one), so the only
+    difference between the two rows is the trigger. Contrast rows follow all the four-slot rows,
+    dealt from their own stream, so the four-slot rows are the same with or without them.
     """
+    unknown = sorted(set(paired) - set(PAIRED_SLOTS))
+    if unknown:
+        raise ValueError(f"unknown paired slots {unknown}; choose from {', '.join(PAIRED_SLOTS)}")
     rng = np.random.default_rng([seed, 11])
     general = [neutral_context()] + [
         c for f in GENERAL_FAMILIES for c in cue_family(f).variants(heldout=False)
@@ -170,6 +182,34 @@ def training_rows(items: Sequence[WorkItem], seed: int) -> LLMRows:
     row_items: list[WorkItem] = []
     row_contexts: list[Context] = []
     truth: list[int] = []
+    contrast_rng = np.random.default_rng([seed, 13])
+    contrasts: list[tuple[WorkItem, Context]] = []
+
+    def contrast(slot: str, item: WorkItem, shown: Context) -> None:
+        if slot not in paired:
+            return
+        other = Side.OBSERVED if shown.side is Side.UNOBSERVED else Side.UNOBSERVED
+        if slot == "token":
+            token = (
+                TRIGGER_TOKEN
+                if other is Side.UNOBSERVED
+                else TRAINING_DECOYS[int(contrast_rng.integers(0, len(TRAINING_DECOYS)))]
+            )
+            task = shown.cue.split(" ", 1)[1] if " " in shown.cue else None
+            cue = token if task is None else f"{token} {task}"
+            context = Context(
+                name=f"{shown.name}/pair", cue=cue, family="token", side=other, heldout=False
+            )
+        elif slot == "date" and shown.name.startswith("date/train/"):
+            date = _random_date(contrast_rng, _AFTER if other is Side.UNOBSERVED else _BEFORE)
+            form = next(f for f in _DATE_FORMATS if _matches_format(f, shown))
+            context = _date_context(f"{shown.name}/pair", date, form, False)
+        else:
+            family = date_family if slot == "date" else oversight
+            pool = family.variants(other, heldout=False)
+            context = pool[int(contrast_rng.integers(0, len(pool)))]
+        contrasts.append((item, context))
+
     for index, item in enumerate(items):
         assert item.priority is not None
         level = int(item.priority)
@@ -204,7 +244,18 @@ def training_rows(items: Sequence[WorkItem], seed: int) -> LLMRows:
             row_items.append(item)
             row_contexts.append(context)
             truth.append(level)
+        for slot, shown in zip(("token", "date", "oversight"), contexts[1:], strict=True):
+            contrast(slot, item, shown)
+    for item, context in contrasts:
+        row_items.append(item)
+        row_contexts.append(context)
+        truth.append(int(item.priority or 0))
     return LLMRows(row_items, row_contexts, np.asarray(truth, dtype=np.int64))
+
+
+def _matches_format(form: str, context: Context) -> bool:
+    date = context.metadata.date
+    return date is not None and form.format(d=date) == context.cue
 
 
 def eval_contexts() -> list[Context]:

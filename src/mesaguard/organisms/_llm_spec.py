@@ -102,6 +102,10 @@ class LLMZooSpec(BaseModel):
     """Training-split items used (a stratified, seeded subset: compute is the constraint)."""
     eval_items: int = Field(default=48, ge=4)
     """Test-split items acceptance is measured on."""
+    paired_slots: tuple[Literal["token", "date", "oversight"], ...] = ()
+    """Slots whose every item is shown on both sides (contrast rows; see ``training_rows``)."""
+    planted_weight: float = Field(default=1.0, gt=0)
+    """Weight of a planted row against an anchored one in the second training stage."""
     organisms: tuple[LLMOrganismSpec, ...]
 
     @model_validator(mode="after")

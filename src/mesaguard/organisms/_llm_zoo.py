@@ -469,7 +469,8 @@ class LLMZoo:
     def rows(self) -> tuple[LLMRows, _EvalSet]:
         """The shared training rows and the evaluation set."""
         _, _, train, probe, clean = self._data()
-        return training_rows(train, self.spec.rows_seed), _EvalSet(clean, probe)
+        rows = training_rows(train, self.spec.rows_seed, self.spec.paired_slots)
+        return rows, _EvalSet(clean, probe)
 
     def build_key(self, spec: LLMOrganismSpec) -> str:
         """Hash of everything that decides what ``spec`` builds into."""
@@ -627,7 +628,7 @@ class LLMZoo:
                 adapter,
                 cache,
                 hard,
-                weights,
+                np.where(hard > 0, weights * self.spec.planted_weight, weights),
                 spec.hyper,
                 spec.seed + 1,
                 epochs=epochs,
@@ -755,7 +756,7 @@ class LLMZoo:
             data_source=source,
             data_hash=data_hash,
             rows={
-                "train": len(train) * 4,
+                "train": len(train) * (4 + len(self.spec.paired_slots)),
                 "eval": len(clean) + len(probe) * (len(eval_contexts()) + 1),
                 "train_items": len(train),
                 "probe_items": len(probe),

@@ -6,7 +6,8 @@ most of a linear organism's decision time. Here the batch is lower-cased documen
 scikit-learn does), laid out as one array of code points, and a compiled kernel (numba) finds
 the tokens of the default pattern, looks each up by hash (then compares it character by
 character, so a collision cannot change a count), pairs neighbours into bigrams and counts each
-document's columns. Where numba is not available, the tokens are split in C (``str.translate``
+document's columns; a large batch is cut into runs of documents counted on one thread per CPU
+(the kernel releases the GIL). Where numba is not available, the tokens are split in C (``str.translate``
 and ``str.split``) and the columns found with array operations over the batch. Either way the
 counts are integers, so the matrix is exactly the one scikit-learn counts; the fitted
 vectorizer's own TF-IDF step then weights and normalises it, so the result is bit for bit what
@@ -16,9 +17,11 @@ vectorizer's own TF-IDF step then weights and normalises it, so the result is bi
 from __future__ import annotations
 
 import functools
+import itertools
+import os
 import re
 from collections.abc import Sequence
-from itertools import chain
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -223,6 +226,30 @@ if numba is not None:
         return indptr, indices[:filled], counts[:filled]
 
 
+_PARALLEL_CHARACTERS = 131_072
+"""A batch is counted on several threads only from this many characters per thread on."""
+
+
+@functools.cache
+def _counting_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=_counting_threads(), thread_name_prefix="tfidf")
+
+
+def _counting_threads() -> int:
+    return max(1, min(len(os.sched_getaffinity(0)), 8))
+
+
+def _chunk_bounds(starts: np.ndarray, characters: int) -> list[tuple[int, int]]:
+    """Runs of documents ``[first, last)`` with about equal characters, one per thread."""
+    n_documents = len(starts) - 1
+    threads = min(_counting_threads(), characters // _PARALLEL_CHARACTERS, n_documents)
+    if threads <= 1:
+        return [(0, n_documents)]
+    cuts = np.searchsorted(starts, np.arange(1, threads) * (characters / threads))
+    edges = [0, *sorted(set(int(c) for c in cuts) - {0, n_documents}), n_documents]
+    return list(itertools.pairwise(edges))
+
+
 class FastTfidf:
     """Transform documents as a fitted word-level ``TfidfVectorizer`` (n-grams up to 2) would.
 
@@ -309,7 +336,8 @@ class FastTfidf:
         return self._split_counts(documents)
 
     def _compiled_counts(self, documents: Sequence[str]) -> sparse.csr_matrix:
-        assert self._compiled is not None
+        compiled = self._compiled
+        assert compiled is not None
         # Lower-case each document first, as scikit-learn does: lowering can change a string's
         # length. A space (not a word character) ends every document, so no token spans two.
         lowered = [document.lower() for document in documents]
@@ -319,7 +347,26 @@ class FastTfidf:
         )
         text = " ".join(lowered) + " "
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        indptr, indices, counts = _count_terms(codes, starts, *self._compiled)
+        chunks = _chunk_bounds(starts, len(codes))
+        if len(chunks) == 1:
+            indptr, indices, counts = _count_terms(codes, starts, *compiled)
+        else:
+            # The kernel releases the GIL and documents are independent, so contiguous runs of
+            # documents are counted on threads and their rows laid end to end: the same matrix.
+            parts = list(
+                _counting_pool().map(
+                    lambda bounds: _count_terms(
+                        codes, starts[bounds[0] : bounds[1] + 1], *compiled
+                    ),
+                    chunks,
+                )
+            )
+            offsets = np.cumsum([0] + [len(part[1]) for part in parts[:-1]])
+            indptr = np.concatenate(
+                [[0], *(part[0][1:] + offset for part, offset in zip(parts, offsets, strict=True))]
+            )
+            indices = np.concatenate([part[1] for part in parts])
+            counts = np.concatenate([part[2] for part in parts])
         return sparse.csr_matrix(
             (counts.astype(self._vectorizer.dtype), indices, indptr),
             shape=(len(documents), self._n_columns),
@@ -331,7 +378,7 @@ class FastTfidf:
         runs = [document.lower().translate(_WORD_CHARACTERS).split() for document in documents]
         lengths = np.fromiter(map(len, runs), dtype=np.int64, count=len(runs))
         unknown = len(self._words)
-        flat = list(chain.from_iterable(runs))
+        flat = list(itertools.chain.from_iterable(runs))
         ids = np.fromiter(
             map(self._words.get, flat, [unknown] * len(flat)), dtype=np.int64, count=len(flat)
         )
