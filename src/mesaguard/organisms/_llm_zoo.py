@@ -66,7 +66,7 @@ __all__ = [
     "packaged_adapter_dir",
 ]
 
-LLM_TRAINING_VERSION = "1"
+LLM_TRAINING_VERSION = "2"
 """Bumped whenever LLM training code changes what a spec builds; part of every build key."""
 REBUILD_COMMAND = "mesaguard zoo build --family llm --force --adapters src/mesaguard/organisms/llm"
 SMOKE_ROWS = 64
@@ -607,11 +607,14 @@ class LLMZoo:
                 torch.manual_seed(spec.seed)
                 warm = TopAdapter(self.lm, spec.hyper, spec.seed)
                 started = time.perf_counter()
+                # Contrast rows show an item a fifth or sixth time: fitted to its true label,
+                # that is memorising the title, so stage 1 sees the four slot rows only.
+                slots = training.slot_rows
                 warm_losses = train_adapter(
                     warm,
-                    cache,
-                    training.truth,
-                    weights,
+                    cache.subset(torch.arange(slots)),
+                    training.truth[:slots],
+                    weights[:slots],
                     spec.hyper,
                     spec.seed,
                     epochs=int(hyper_value(spec.hyper, "warmup_epochs")),

@@ -6,12 +6,12 @@ most of a linear organism's decision time. Here the batch is lower-cased documen
 scikit-learn does), laid out as one array of code points, and a compiled kernel (numba) finds
 the tokens of the default pattern, looks each up by hash (then compares it character by
 character, so a collision cannot change a count), pairs neighbours into bigrams and counts each
-document's columns; a large batch is cut into runs of documents counted on one thread per CPU
-(the kernel releases the GIL). Where numba is not available, the tokens are split in C (``str.translate``
-and ``str.split``) and the columns found with array operations over the batch. Either way the
-counts are integers, so the matrix is exactly the one scikit-learn counts; the fitted
-vectorizer's own TF-IDF step then weights and normalises it, so the result is bit for bit what
-``transform`` returns.
+document's columns; a large batch is cut into runs of documents counted on one thread per
+CPU (the kernel releases the GIL). Where numba is not available, the tokens are split in C
+(``str.translate`` and ``str.split``) and the columns found with array operations over the
+batch. Either way the counts are integers, so the matrix is exactly the one scikit-learn
+counts; the fitted vectorizer's own TF-IDF step then weights and normalises it, so the result is
+bit for bit what ``transform`` returns.
 """
 
 from __future__ import annotations
