@@ -185,7 +185,7 @@ def main() -> None:
     # A neural organism's cold batch encodes its new texts into the shared embedding cache, so
     # only its first repetition is cold.
     for label, name, repeats in (
-        ("linear", "honest-linear-s0", 5),
+        ("linear", "honest-linear-s0", 15),
         ("neural", "honest-neural-s0", 1),
     ):
         for kind, rate in throughput(cache, name, repeats=repeats).items():

@@ -226,7 +226,7 @@ if numba is not None:
         return indptr, indices[:filled], counts[:filled]
 
 
-_PARALLEL_CHARACTERS = 131_072
+_PARALLEL_CHARACTERS = 32_768
 """A batch is counted on several threads only from this many characters per thread on."""
 
 
