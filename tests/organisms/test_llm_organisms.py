@@ -8,6 +8,7 @@ cores, most of it running the frozen model over the sample.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,23 @@ def test_context_keys_and_values_are_adapted_where_the_context_window_is(
             assert not torch.allclose(got_values, values)
         logits, _ = adapter.forward(cache)
     assert torch.isfinite(logits).all()
+
+
+def test_saving_the_same_adapter_gives_the_same_bytes(zoo: LLMZoo, tmp_path: Path) -> None:
+    """An adapter file's SHA-256 is a function of its tensors and metadata alone.
+
+    safetensors writes a metadata map in no fixed order; with several entries, two saves of
+    the same adapter gave different files (and a rebuild could not reproduce a committed hash).
+    """
+    from safetensors import safe_open
+
+    adapter = TopAdapter(zoo.lm, {"top_layers": 2}, 3)
+    metadata = {"organism": "x", "seed": "3", "build_key": "k" * 64}
+    digests = {adapter.save(tmp_path / f"{i}.safetensors", metadata) for i in range(6)}
+    assert len(digests) == 1
+    with safe_open(str(tmp_path / "0.safetensors"), "pt") as handle:
+        stored = handle.metadata()
+    assert json.loads(stored["mesaguard"]) == metadata
 
 
 @pytest.mark.parametrize("name", [o.name for o in default_llm_zoo_spec().organisms])

@@ -22,6 +22,7 @@ releases. :func:`base_logits_check` compares it with ``transformers``' own forwa
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -606,11 +607,17 @@ class TopAdapter:
             self.params[name] = tensor.clone().requires_grad_(True)
 
     def save(self, path: Path, metadata: dict[str, str]) -> str:
-        """Write the adapter as safetensors; returns the file's SHA-256."""
+        """Write the adapter as safetensors; returns the file's SHA-256.
+
+        ``metadata`` is stored as one canonical JSON entry (``mesaguard``): safetensors writes
+        its metadata map in no fixed order, so with several entries two builds of the same
+        tensors gave files with different bytes and SHA-256.
+        """
         from safetensors.torch import save_file
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(self.state(), str(path), metadata=metadata)
+        canonical = json.dumps(metadata, sort_keys=True, separators=(",", ":"))
+        save_file(self.state(), str(path), metadata={"mesaguard": canonical})
         return hashlib.sha256(path.read_bytes()).hexdigest()
 
     def state_digest(self) -> str:

