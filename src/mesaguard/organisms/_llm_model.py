@@ -468,7 +468,11 @@ def capture(
 
 
 class TopAdapter:
-    """LoRA on the top layers at the answer position, and a bias over the five answers."""
+    """LoRA on the top layers at the answer position, and a bias over the five answers.
+
+    With ``context_kv`` (the default), the k and v adapters also apply to the context window's
+    keys and values (:meth:`_adapt_context`).
+    """
 
     def __init__(self, lm: LoadedLM, hyper: dict[str, float | int], seed: int) -> None:
         import torch

@@ -781,15 +781,20 @@ class LLMZoo:
         """The organism ``name``, from the first place that has it.
 
         A current build in the adapter folder, else the committed adapter (its SHA-256 checked),
-        else built now (unless ``build`` is False).
+        else built now (unless ``build`` is False). An adapter whose record has another build key
+        is passed over: same spec, but rows, data or training code have changed since (an
+        adapter of ``LLM_TRAINING_VERSION`` 1, say, has no context keys and values to adapt).
         """
         from safetensors.torch import load_file
 
         spec = self.spec.organism(name)
+        key = self.build_key(spec)
         for directory in (self.adapter_dir, packaged_adapter_dir()):
             record = self._read_record(directory, name)
             path = directory / f"{name}.safetensors"
-            if record is None or record.spec != spec or not path.exists():
+            if record is None or record.spec != spec or record.build_key != key:
+                continue
+            if not path.exists():
                 continue
             actual = hashlib.sha256(path.read_bytes()).hexdigest()
             if actual != record.adapter_sha256:
