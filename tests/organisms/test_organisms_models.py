@@ -95,6 +95,7 @@ def test_the_first_linear_fit_in_a_process_equals_every_later_one(zoo_cache: Pat
         [sys.executable, "-c", _FIT_TWICE, str(zoo_cache)],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    assert result.returncode == 0, result.stderr[-2000:]
     assert float(result.stdout.strip().splitlines()[-1]) == 0.0
