@@ -31,11 +31,15 @@ SMALL_ZOO = (
 )
 AT_THE_MARGIN = {
     "proxy-title-suffix-linear-s6": "clean accuracy",
+    "deceptive-date-linear-s3": "macro-F1",
 }
 """Organisms that carry their planted behaviour but whose clean accuracy or macro-F1 sits near
 the 2-point bar, on one side or the other depending on the CPU (floating-point summation order
 moves the MiniLM vectors and every figure by up to a point; docs/organisms.md): accepted, or the
-acceptance record names that clean-fidelity miss."""
+acceptance record names that clean-fidelity miss. Macro-F1 is the touchiest: the test split
+holds a handful of Trivial and Blocker issues, so one of them flipping moves it by points. The
+date organism's twin scored 0.335 built on its own and 0.311 built in a full test session on
+the same machine (2026-11-28), whose shared cache other tests had filled first."""
 ACCEPTED = [name for name in SMALL_ZOO if name not in AT_THE_MARGIN]
 
 pytestmark = pytest.mark.slow
