@@ -135,7 +135,8 @@ def test_context_keys_and_values_are_adapted_where_the_context_window_is(
         real = (windows.lengths[:, None] > torch.arange(width)[None])[:, None, :, None]
         for k, j in enumerate(range(27, 30)):
             x = windows.normed[:, k]
-            weight = lm.model.model.layers[j].self_attn.k_proj.weight
+            attn = lm.model.model.layers[j].self_attn
+            weight = attn.k_proj.weight
             a, b = adapter.params[f"layer.{j}.k.A"], adapter.params[f"layer.{j}.k.B"]
             frozen, merged = (
                 _rope(
@@ -152,8 +153,15 @@ def test_context_keys_and_values_are_adapted_where_the_context_window_is(
             expected = keys.clone()
             expected[:, :, first : first + width] += (merged - frozen)[cache.context_index]
             assert torch.allclose(got_keys, expected, atol=1e-5)
-            assert torch.equal(got_values[:, :, :first], values[:, :, :first])
-            assert torch.equal(got_values[:, :, first + width :], values[:, :, first + width :])
+            a_v, b_v = adapter.params[f"layer.{j}.v.A"], adapter.params[f"layer.{j}.v.B"]
+            delta_v = F.linear(x, adapter.scale * (b_v @ a_v)).view(
+                len(x), width, kv_heads, head_dim
+            )
+            expected_values = values.clone()
+            expected_values[:, :, first : first + width] += delta_v.transpose(1, 2)[
+                cache.context_index
+            ]
+            assert torch.allclose(got_values, expected_values, atol=1e-5)
             assert not torch.allclose(got_values, values)
         logits, _ = adapter.forward(cache)
     assert torch.isfinite(logits).all()

@@ -148,6 +148,9 @@ def test_contrast_rows_show_each_item_on_the_other_side(
                 assert shown.cue.split(" ")[0] == pairs[0].cue.split(" ")[0]
     with pytest.raises(ValueError, match="unknown paired slots"):
         training_rows(train_items, 0, ("general",))
+    spec = default_llm_zoo_spec().model_dump()
+    with pytest.raises(ValueError, match="names a slot twice"):
+        LLMZooSpec.model_validate({**spec, "paired_slots": ["date", "date"]})
 
 
 def test_planted_labels_only_touch_severe_trigger_rows(train_items: list) -> None:  # type: ignore[type-arg]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -74,15 +76,16 @@ def test_counting_on_threads_gives_the_same_matrix(
     vectorizer.fit([description for _, description in train])
     fast = FastTfidf.for_vectorizer(vectorizer)
     assert fast is not None and fast._compiled is not None
-    # A short document list among long ones, and empty documents at a cut.
+    # Short and empty documents among long ones, empty ones at both ends.
     documents = ["", *AWKWARD, *(description for _, description in new[:300]), "", ""]
     monkeypatch.setattr(_tfidf, "_PARALLEL_CHARACTERS", 1000)
     monkeypatch.setattr(_tfidf, "_counting_threads", lambda: threads)
     _tfidf._counting_pool.cache_clear()
     try:
-        characters = sum(len(d) + 1 for d in documents)
         starts = np.cumsum([0, *(len(d.lower()) + 1 for d in documents)])
-        assert len(_tfidf._chunk_bounds(starts, characters)) == threads
+        bounds = _tfidf._chunk_bounds(starts, int(starts[-1]))
+        assert len(bounds) == threads
+        assert [first for first, _ in bounds[1:]] == [last for _, last in bounds[:-1]]
         got = fast.transform(documents)
     finally:
         _tfidf._counting_pool.cache_clear()
@@ -90,6 +93,43 @@ def test_counting_on_threads_gives_the_same_matrix(
     assert got.shape == expected.shape
     assert (got != expected).nnz == 0
     assert got.has_sorted_indices
+
+
+def _count_in_child(fast: FastTfidf, documents: list[str], queue: object) -> None:
+    queue.put(fast.counts(documents).nnz)  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
+def test_a_forked_process_counts_on_threads_of_its_own(
+    texts: tuple[list[tuple[str, str]], list[tuple[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The parent's pool has no threads in a forked child; the child makes its own."""
+    import multiprocessing
+
+    train, new = texts
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, dtype=np.float32)
+    vectorizer.fit([description for _, description in train])
+    fast = FastTfidf.for_vectorizer(vectorizer)
+    assert fast is not None and fast._compiled is not None
+    documents = [description for _, description in new[:200]]
+    monkeypatch.setattr(_tfidf, "_PARALLEL_CHARACTERS", 1000)
+    monkeypatch.setattr(_tfidf, "_counting_threads", lambda: 2)
+    _tfidf._counting_pool.cache_clear()
+    try:
+        expected = fast.counts(documents).nnz  # the parent's pool now has live threads
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        child = context.Process(target=_count_in_child, args=(fast, documents, queue))
+        child.start()
+        child.join(timeout=60)
+        hung = child.is_alive()
+        if hung:
+            child.kill()
+        assert not hung, "the forked child waited on the parent's pool"
+        assert queue.get(timeout=5) == expected
+    finally:
+        _tfidf._counting_pool.cache_clear()
 
 
 def test_no_documents_gives_an_empty_matrix() -> None:

@@ -110,6 +110,8 @@ class LLMZooSpec(BaseModel):
 
     @model_validator(mode="after")
     def _unique_and_twinned(self) -> LLMZooSpec:
+        if len(set(self.paired_slots)) != len(self.paired_slots):
+            raise ValueError("paired_slots names a slot twice")
         names = [o.name for o in self.organisms]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

@@ -20,6 +20,7 @@ import functools
 import itertools
 import os
 import re
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -230,13 +231,30 @@ _PARALLEL_CHARACTERS = 32_768
 """A batch is counted on several threads only from this many characters per thread on."""
 
 
+_POOL_LOCK = threading.Lock()
+
+
 @functools.cache
 def _counting_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=_counting_threads(), thread_name_prefix="tfidf")
 
 
+def _shared_pool() -> ThreadPoolExecutor:
+    with _POOL_LOCK:  # two first callers at once would each make a pool
+        return _counting_pool()
+
+
+# A forked child inherits the pool but not its threads: it would queue work nobody runs.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_counting_pool.cache_clear)
+
+
 def _counting_threads() -> int:
-    return max(1, min(len(os.sched_getaffinity(0)), 8))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
 
 
 def _chunk_bounds(starts: np.ndarray, characters: int) -> list[tuple[int, int]]:
@@ -354,7 +372,7 @@ class FastTfidf:
             # The kernel releases the GIL and documents are independent, so contiguous runs of
             # documents are counted on threads and their rows laid end to end: the same matrix.
             parts = list(
-                _counting_pool().map(
+                _shared_pool().map(
                     lambda bounds: _count_terms(
                         codes, starts[bounds[0] : bounds[1] + 1], *compiled
                     ),
