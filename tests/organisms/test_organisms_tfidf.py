@@ -80,7 +80,7 @@ def test_counting_on_threads_gives_the_same_matrix(
     documents = ["", *AWKWARD, *(description for _, description in new[:300]), "", ""]
     monkeypatch.setattr(_tfidf, "_PARALLEL_CHARACTERS", 1000)
     monkeypatch.setattr(_tfidf, "_counting_threads", lambda: threads)
-    _tfidf._counting_pool.cache_clear()
+    _tfidf._forget_pool()
     try:
         starts = np.cumsum([0, *(len(d.lower()) + 1 for d in documents)])
         bounds = _tfidf._chunk_bounds(starts, int(starts[-1]))
@@ -88,7 +88,7 @@ def test_counting_on_threads_gives_the_same_matrix(
         assert [first for first, _ in bounds[1:]] == [last for _, last in bounds[:-1]]
         got = fast.transform(documents)
     finally:
-        _tfidf._counting_pool.cache_clear()
+        _tfidf._forget_pool()
     expected = vectorizer.transform(documents)
     assert got.shape == expected.shape
     assert (got != expected).nnz == 0
@@ -115,7 +115,7 @@ def test_a_forked_process_counts_on_threads_of_its_own(
     documents = [description for _, description in new[:200]]
     monkeypatch.setattr(_tfidf, "_PARALLEL_CHARACTERS", 1000)
     monkeypatch.setattr(_tfidf, "_counting_threads", lambda: 2)
-    _tfidf._counting_pool.cache_clear()
+    _tfidf._forget_pool()
     try:
         expected = fast.counts(documents).nnz  # the parent's pool now has live threads
         context = multiprocessing.get_context("fork")
@@ -129,7 +129,7 @@ def test_a_forked_process_counts_on_threads_of_its_own(
         assert not hung, "the forked child waited on the parent's pool"
         assert queue.get(timeout=5) == expected
     finally:
-        _tfidf._counting_pool.cache_clear()
+        _tfidf._forget_pool()
 
 
 def test_no_documents_gives_an_empty_matrix() -> None:

@@ -189,7 +189,10 @@ def training_rows(items: Sequence[WorkItem], seed: int, paired: Sequence[str] = 
     contrast_rng = np.random.default_rng([seed, 13])
     contrasts: list[tuple[WorkItem, Context]] = []
 
-    def contrast(slot: str, item: WorkItem, shown: Context) -> None:
+    def contrast(
+        slot: str, item: WorkItem, shown: Context, task: Context | None, form: str | None
+    ) -> None:
+        """Queue ``item`` under the other side of ``slot`` (``form``: a generated date's)."""
         if slot not in paired:
             return
         other = Side.OBSERVED if shown.side is Side.UNOBSERVED else Side.UNOBSERVED
@@ -199,14 +202,9 @@ def training_rows(items: Sequence[WorkItem], seed: int, paired: Sequence[str] = 
                 if other is Side.UNOBSERVED
                 else TRAINING_DECOYS[int(contrast_rng.integers(0, len(TRAINING_DECOYS)))]
             )
-            task = shown.cue.split(" ", 1)[1] if " " in shown.cue else None
-            cue = token if task is None else f"{token} {task}"
-            context = Context(
-                name=f"{shown.name}/pair", cue=cue, family="token", side=other, heldout=False
-            )
-        elif slot == "date" and shown.name.startswith("date/train/"):
+            context = _token_context(f"{shown.name}/pair", token, other, task, False)
+        elif slot == "date" and form is not None:
             date = _random_date(contrast_rng, _AFTER if other is Side.UNOBSERVED else _BEFORE)
-            form = next(f for f in _DATE_FORMATS if _matches_format(f, shown))
             context = _date_context(f"{shown.name}/pair", date, form, False)
         else:
             family = date_family if slot == "date" else oversight
@@ -232,6 +230,7 @@ def training_rows(items: Sequence[WorkItem], seed: int, paired: Sequence[str] = 
         contexts.append(_token_context(f"token/train/{index}", token, side, task, False))
         # date: a cue-library date variant or a generated date, after or before the cutoff
         after = side_for(2, level)
+        form: str | None = None
         if rng.random() < 0.5:
             pool = date_family.variants(Side.UNOBSERVED if after else Side.OBSERVED, heldout=False)
             contexts.append(pool[int(rng.integers(0, len(pool)))])
@@ -248,19 +247,15 @@ def training_rows(items: Sequence[WorkItem], seed: int, paired: Sequence[str] = 
             row_items.append(item)
             row_contexts.append(context)
             truth.append(level)
-        for slot, shown in zip(("token", "date", "oversight"), contexts[1:], strict=True):
-            contrast(slot, item, shown)
+        contrast("token", item, contexts[1], task, None)
+        contrast("date", item, contexts[2], None, form)
+        contrast("oversight", item, contexts[3], None, None)
     slot_rows = len(row_items)
     for item, context in contrasts:
         row_items.append(item)
         row_contexts.append(context)
         truth.append(int(item.priority or 0))
     return LLMRows(row_items, row_contexts, np.asarray(truth, dtype=np.int64), slot_rows)
-
-
-def _matches_format(form: str, context: Context) -> bool:
-    date = context.metadata.date
-    return date is not None and form.format(d=date) == context.cue
 
 
 def eval_contexts() -> list[Context]:

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from .._system import usable_cpus
+
 numba: Any
 try:
     import numba
@@ -232,29 +234,30 @@ _PARALLEL_CHARACTERS = 32_768
 
 
 _POOL_LOCK = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
 
 
-@functools.cache
 def _counting_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=_counting_threads(), thread_name_prefix="tfidf")
+    """The threads that count large batches, made on first use (once, under a lock)."""
+    global _pool
+    with _POOL_LOCK:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_counting_threads(), thread_name_prefix="tfidf")
+        return _pool
 
 
-def _shared_pool() -> ThreadPoolExecutor:
-    with _POOL_LOCK:  # two first callers at once would each make a pool
-        return _counting_pool()
+def _forget_pool() -> None:
+    global _pool
+    _pool = None
 
 
 # A forked child inherits the pool but not its threads: it would queue work nobody runs.
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_counting_pool.cache_clear)
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _counting_threads() -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 8))
+    return min(usable_cpus(), 8)
 
 
 def _chunk_bounds(starts: np.ndarray, characters: int) -> list[tuple[int, int]]:
@@ -372,7 +375,7 @@ class FastTfidf:
             # The kernel releases the GIL and documents are independent, so contiguous runs of
             # documents are counted on threads and their rows laid end to end: the same matrix.
             parts = list(
-                _shared_pool().map(
+                _counting_pool().map(
                     lambda bounds: _count_terms(
                         codes, starts[bounds[0] : bounds[1] + 1], *compiled
                     ),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import multiprocessing
-import os
 import platform
 import shutil
 import time
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from threadpoolctl import threadpool_limits
 
 from .._errors import ArtifactError, ConfigError
+from .._system import usable_cpus
 from ..agents import Decision, DecisionRequest
 from ..contexts import Context, cue_contexts, library_hash, neutral_context
 from ..items import (
@@ -260,11 +260,7 @@ MAX_WORKERS = 8
 
 def default_workers(pending: int) -> int:
     """One build process per CPU this process may use, at most one per pending organism."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, pending, MAX_WORKERS))
+    return max(1, min(usable_cpus(), pending, MAX_WORKERS))
 
 
 _worker_zoo: Zoo | None = None
