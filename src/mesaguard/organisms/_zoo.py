@@ -50,7 +50,7 @@ __all__ = [
     "starts_from_twin",
 ]
 
-TRAINING_VERSION = "9"
+TRAINING_VERSION = "10"
 """Bumped whenever training code changes what a spec builds; part of every build key."""
 
 FINE_TUNING_VERSION = "2"
@@ -417,8 +417,8 @@ class Zoo:
 
         ``workers`` processes train organisms side by side (default: one per CPU, at most
         :data:`MAX_WORKERS`). Training is seeded and single-threaded in every process, so a
-        trained organism does not depend on how many workers build it (texts first encoded in
-        a worker, on one thread, can differ from the parent's by ~1e-7: docs/organisms.md).
+        trained organism does not depend on how many workers build it (nor on which process
+        first encoded a text: every vector is computed on one thread).
         """
         chosen = (
             [self.spec.organism(n) for n in names]
@@ -504,7 +504,7 @@ class Zoo:
         pairs = [item_embedding_texts(i) for i in (*self.splits.train, *self.splits.test)]
         texts = [text for pair in pairs for text in pair]
         texts += [c.feature_text() for c in (neutral_context(), *cue_contexts())]
-        self.encoder.encode(list(dict.fromkeys(texts)))
+        self.encoder.encode_in_processes(list(dict.fromkeys(texts)), usable_cpus())
         return len(texts)
 
     def write_manifest(self) -> ZooManifest:
