@@ -3,7 +3,8 @@
     python benchmarks/bench_llm_organisms.py            # uses the committed adapters + a cache
 
 Reports, for SmolLM2-135M-Instruct on this machine (one torch thread, deterministic):
-- the build record of every committed LLM organism (epochs, adapter training seconds);
+- the build record of every committed LLM organism (epochs, the stage-2 epoch kept, adapter
+  training seconds);
 - adapter training time per epoch, measured now on the cached training rows;
 - frozen-trunk capture throughput (rows/s) on fresh rows;
 - activation capture throughput (items/s, all 30 hook points) through the organism's
@@ -42,13 +43,21 @@ def main() -> None:
         [
             r.spec.name,
             r.epochs,
+            "—" if r.kept_epoch is None else f"{r.kept_epoch} of {len(r.calibration_margins)}",
             f"{r.train_seconds:.1f}",
             f"{r.acceptance.trigger_rate or 0:.2f}" if r.spec.trigger else "—",
             "yes" if r.acceptance.accepted else "no",
         ]
         for r in manifest.organisms
     ]
-    build_columns = ["organism", "epochs", "adapter training s", "trigger rate", "accepted"]
+    build_columns = [
+        "organism",
+        "epochs",
+        "stage-2 epoch kept",
+        "adapter training s",
+        "trigger rate",
+        "accepted",
+    ]
     print_table("LLM organisms (committed build)", build_columns, build_rows)
 
     # adapter training per epoch, on the cached training rows
@@ -57,7 +66,8 @@ def main() -> None:
     started = time.perf_counter()
     trained = zoo.train(spec, epochs=1)
     adapter, losses, seconds = trained.adapter, trained.losses, trained.seconds
-    epoch_s = seconds / len(losses)  # stage 1 (warm-up) epochs plus one stage-2 epoch
+    # stage 1 (warm-up) epochs plus one stage-2 epoch and its calibration scoring
+    epoch_s = seconds / len(losses)
     cache_s = time.perf_counter() - started - seconds
 
     # frozen-trunk capture on fresh rows: 24 items x 4 contexts
@@ -86,6 +96,7 @@ def main() -> None:
         ["training-row capture from disk cache (s)", f"{cache_s:.1f}"],
         ["capture of the training rows when built (s)", _captured(manifest, "train")],
         ["capture of the evaluation rows when built (s)", _captured(manifest, "eval")],
+        ["capture of the calibration rows when built (s)", _captured(manifest, "calibration")],
         [f"frozen-trunk capture, {n} fresh rows (rows/s)", f"{n / capture_s:.1f}"],
         [f"activation capture, 30 hook points, {n} rows (items/s)", f"{n / activation_s:.1f}"],
         [f"decide, {n} rows (decisions/s)", f"{n / decide_s:.1f}"],

