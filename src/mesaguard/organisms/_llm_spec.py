@@ -107,8 +107,8 @@ class LLMZooSpec(BaseModel):
     planted_weight: float = Field(default=1.0, gt=0)
     """Weight of a planted row against an anchored one in the second training stage."""
     calibration_items: int = Field(default=0, ge=0)
-    """Calibration-split items the second stage is scored on after every epoch, under the
-    training wordings of every cue (never the held-out ones); the epoch with the widest
+    """Calibration-split items the second stage is scored on after every epoch, under training
+    wordings only (``calibration_contexts``, never a held-out one); the epoch with the widest
     acceptance margin there is kept. 0: no selection, the last epoch is kept."""
     patience: int = Field(default=4, ge=1)
     """Stage-2 epochs without a wider calibration margin after which training stops."""
