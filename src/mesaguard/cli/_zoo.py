@@ -208,6 +208,7 @@ def _build_llm(
         "trigger",
         "held-out",
         "off-trigger",
+        "epoch kept",
         "train s",
         "accepted",
     ):
@@ -225,6 +226,9 @@ def _build_llm(
             fmt(a.trigger_rate, 2),
             fmt(a.heldout_trigger_rate, 2),
             fmt(a.off_trigger_rate, 3),
+            "last"
+            if record.kept_epoch is None
+            else f"{record.kept_epoch} of {len(record.calibration_margins)}",
             f"{record.train_seconds:.1f}",
             "[green]yes[/]" if a.accepted else "[red]no[/]: " + "; ".join(a.failures),
         )
