@@ -7,9 +7,8 @@ import multiprocessing
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from .._errors import ArtifactError
 from .._paths import default_cache_dir
+from .._system import torch_threads
 
 __all__ = ["EMBEDDING_DIM", "TextEncoder", "default_cache_dir"]
 
@@ -99,7 +99,7 @@ class TextEncoder:
                 # vectors by ~1e-7 depending on their batch-mates, so a vector would depend on what
                 # else was encoded with it and builds would not repeat bit for bit (~1.3x slower).
                 model = self._load_model()
-                with _one_torch_thread():
+                with torch_threads(1):
                     vectors = [
                         model.encode(
                             [text],
@@ -166,18 +166,6 @@ class TextEncoder:
                 [(k, v.astype(np.float32).tobytes()) for k, v in vectors.items()],
             )
         connection.close()
-
-
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _encode_in_worker(cache_dir: str, texts: list[str]) -> int:

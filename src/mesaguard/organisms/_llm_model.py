@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._system import torch_threads
 from ..contexts import Context
 from ..items import WorkItem
 from ._llm_data import (
@@ -80,15 +81,13 @@ def deterministic_torch(threads: int = THREADS) -> Iterator[None]:
     """Deterministic algorithms and a fixed thread count, restored afterwards."""
     import torch
 
-    previous_threads = torch.get_num_threads()
-    previous_det = torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(threads)
+    previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
-        yield
+        with torch_threads(threads):
+            yield
     finally:
-        torch.use_deterministic_algorithms(previous_det)
-        torch.set_num_threads(previous_threads)
+        torch.use_deterministic_algorithms(previous)
 
 
 def hyper_value(hyper: dict[str, float | int], key: str) -> float:

@@ -247,8 +247,10 @@ def _counting_pool() -> ThreadPoolExecutor:
 
 
 def _forget_pool() -> None:
-    global _pool
+    # The parent's lock may have been held by another thread at the fork: a fresh one.
+    global _pool, _POOL_LOCK
     _pool = None
+    _POOL_LOCK = threading.Lock()
 
 
 # A forked child inherits the pool but not its threads: it would queue work nobody runs.
