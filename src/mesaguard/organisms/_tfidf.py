@@ -434,4 +434,20 @@ class FastTfidf:
         """The TF-IDF matrix ``vectorizer.transform(documents)`` returns."""
         if not documents:  # scikit-learn's TF-IDF step refuses a matrix without rows
             return sparse.csr_matrix((0, self._n_columns), dtype=self._vectorizer.dtype)
-        return self._vectorizer._tfidf.transform(self.counts(documents), copy=False)
+        from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
+
+        # TfidfTransformer.transform's own steps, in its order and with its numpy operations (so
+        # the same bits), without its input validation: on a cold batch of 1,024 issues that
+        # validation cost about a tenth of the decision time, for a matrix built just above.
+        weighting = self._vectorizer._tfidf
+        matrix = self.counts(documents)
+        if weighting.norm not in ("l2", None):
+            return weighting.transform(matrix, copy=False)
+        if weighting.sublinear_tf:
+            np.log(matrix.data, matrix.data)
+            matrix.data += 1.0
+        if hasattr(weighting, "idf_"):
+            matrix.data *= weighting.idf_[matrix.indices]
+        if weighting.norm == "l2":
+            inplace_csr_row_normalize_l2(matrix)
+        return matrix
