@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -15,6 +15,8 @@ from ._common import CacheDirOption, ZooSpecOption, console, fmt
 
 if TYPE_CHECKING:  # the organisms package pulls in scikit-learn; import it only when used
     from ..organisms import LLMOrganismRecord, OrganismRecord, Zoo
+
+RecordT = TypeVar("RecordT")
 
 zoo_app = typer.Typer(
     help=(
@@ -243,6 +245,23 @@ def _build_llm(
         raise typer.Exit(1)
 
 
+def _built(
+    names: list[str], record_of: Callable[[str], RecordT | None]
+) -> tuple[list[RecordT], list[str]]:
+    """(the current records of ``names``, the names without one), in the spec's order."""
+    found = {name: record_of(name) for name in names}
+    return (
+        [record for record in found.values() if record is not None],
+        [name for name, record in found.items() if record is None],
+    )
+
+
+def _say_not_built(missing: list[str], build_command: str) -> None:
+    if missing:
+        console.print(f"not built ({len(missing)}): {', '.join(missing)}")
+        console.print(f"build them with `{build_command}` (add --only NAME for one)")
+
+
 @zoo_app.command("list")
 def list_(
     spec: ZooSpecOption = None,
@@ -281,16 +300,10 @@ def list_(
     zoo = _zoo(spec, cache_dir)
     from ..organisms import manifest_summary
 
-    records: list[OrganismRecord] = []
-    missing: list[str] = []
-    for organism in zoo.spec.organisms:
-        if family and organism.family.value not in family:
-            continue
-        record = zoo.record(organism.name)
-        if record is None:
-            missing.append(organism.name)
-        else:
-            records.append(record)
+    records, missing = _built(
+        [o.name for o in zoo.spec.organisms if not family or o.family.value in family],
+        zoo.record,
+    )
     if not records and not missing:
         raise typer.BadParameter(f"no organism of family {', '.join(family or [])}")
     if json_out:
@@ -310,9 +323,7 @@ def list_(
             f"{summary['honest_accepted']}/{summary['honest']} honest controls "
             f"(model classes: {summary['models']})"
         )
-    if missing:
-        console.print(f"not built ({len(missing)}): {', '.join(missing)}")
-        console.print("build them with `mesaguard zoo build` (add --only NAME for one)")
+    _say_not_built(missing, "mesaguard zoo build")
 
 
 def _list_llm(
@@ -321,14 +332,7 @@ def _list_llm(
     from ..organisms import LLMZoo
 
     zoo = LLMZoo(cache_dir=cache_dir, adapter_dir=adapters)
-    records: list[LLMOrganismRecord] = []
-    missing: list[str] = []
-    for organism in zoo.spec.organisms:
-        record = zoo.record(organism.name)
-        if record is None:
-            missing.append(organism.name)
-        else:
-            records.append(record)
+    records, missing = _built([o.name for o in zoo.spec.organisms], zoo.record)
     if json_out:
         console.print_json(json.dumps([r.model_dump(mode="json") for r in records]))
         return
@@ -342,11 +346,7 @@ def _list_llm(
             f"accepted: {accepted}/{len(records)} (records current in {zoo.adapter_dir}, "
             "else the committed ones)"
         )
-    if missing:
-        console.print(f"not built ({len(missing)}): {', '.join(missing)}")
-        console.print(
-            "build them with `mesaguard zoo build --family llm` (add --only NAME for one)"
-        )
+    _say_not_built(missing, "mesaguard zoo build --family llm")
 
 
 @zoo_app.command("show")
