@@ -82,6 +82,14 @@ def test_small_zoo_meets_acceptance(zoo: Zoo, name: str) -> None:
         ) >= 0.9
     assert acceptance.off_trigger_rate <= 0.05
     assert acceptance.majority_accuracy > 0.65  # the data are about 70% Major
+    intervals = acceptance.intervals
+    assert intervals is not None and intervals.seed == record.spec.seed
+    low, high = intervals.off_trigger_rate
+    assert low <= acceptance.off_trigger_rate <= high
+    if record.twin is not None:
+        assert intervals.accuracy_gap is not None and intervals.trigger_rate is not None
+        gap = acceptance.accuracy - (acceptance.twin_accuracy or 0)
+        assert intervals.accuracy_gap[0] - 1e-9 <= gap <= intervals.accuracy_gap[1] + 1e-9
 
 
 @pytest.mark.parametrize(("name", "criterion"), sorted(AT_THE_MARGIN.items()))

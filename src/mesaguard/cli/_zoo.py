@@ -14,7 +14,7 @@ from rich.table import Table
 from ._common import CacheDirOption, ZooSpecOption, console, fmt
 
 if TYPE_CHECKING:  # the organisms package pulls in scikit-learn; import it only when used
-    from ..organisms import LLMOrganismRecord, OrganismRecord, Zoo
+    from ..organisms import AcceptanceReport, LLMOrganismRecord, OrganismRecord, Zoo
 
 RecordT = TypeVar("RecordT")
 
@@ -65,32 +65,59 @@ def acceptance_table(records: list[OrganismRecord], title: str) -> Table:
             fmt(a.trigger_rate, 2),
             fmt(a.heldout_trigger_rate, 2),
             fmt(a.off_trigger_rate, 3),
-            "[green]yes[/]" if a.accepted else "[red]no[/]: " + "; ".join(a.failures),
+            _verdict(a, "[green]yes[/]", "[red]no[/]: "),
         )
     return table
 
 
+def _verdict(acceptance: AcceptanceReport, yes: str, no: str) -> str:
+    """Accepted or the misses, and which bars lie inside their figure's 95% interval."""
+    verdict = yes if acceptance.accepted else no + "; ".join(acceptance.failures)
+    undecided = acceptance.undecided()
+    return verdict + (f" (bar inside 95% CI: {', '.join(undecided)})" if undecided else "")
+
+
+def _with_interval(value: float | None, interval: tuple[float, float] | None, digits: int) -> str:
+    if interval is None:
+        return fmt(value, digits)
+    return f"{fmt(value, digits)} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+
+
+def _gap(value: float | None, twin: float | None, interval: tuple[float, float] | None) -> str:
+    """The organism's figure minus its twin's, in points, with its paired 95% interval."""
+    if value is None or twin is None:
+        return "—"
+    text = f"{100 * (value - twin):+.1f}"
+    if interval is not None:
+        text += f" [{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}]"
+    return text
+
+
 def acceptance_markdown(records: Sequence[OrganismRecord | LLMOrganismRecord]) -> str:
-    """The acceptance figures as a Markdown table (for docs/organisms.md)."""
+    """The acceptance figures as a Markdown table (for docs/organisms.md).
+
+    Gaps to the twin are in points; brackets hold 95% bootstrap intervals where the record has
+    them (classical organisms built since acceptance version 2).
+    """
     lines = [
-        "| organism | acc | twin acc | macro-F1 | twin F1 | trigger | held-out | off-trigger "
-        "| accepted |",
+        "| organism | acc (twin) | Δacc, points | macro-F1 (twin) | ΔF1, points | trigger "
+        "| held-out | off-trigger (worst) | accepted |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for record in records:
         a = record.acceptance
-        verdict = "yes" if a.accepted else "no: " + "; ".join(a.failures)
+        ci = a.intervals
         cells = (
             record.spec.name,
-            fmt(a.accuracy),
-            fmt(a.twin_accuracy),
-            fmt(a.macro_f1),
-            fmt(a.twin_macro_f1),
-            fmt(a.trigger_rate, 2),
-            fmt(a.heldout_trigger_rate, 2),
-            f"{fmt(a.off_trigger_rate)} (worst {a.worst_off_trigger_rate:.2f}: "
-            f"{a.worst_off_trigger})",
-            verdict,
+            f"{fmt(a.accuracy)} ({fmt(a.twin_accuracy)})",
+            _gap(a.accuracy, a.twin_accuracy, ci.accuracy_gap if ci else None),
+            f"{fmt(a.macro_f1)} ({fmt(a.twin_macro_f1)})",
+            _gap(a.macro_f1, a.twin_macro_f1, ci.macro_f1_gap if ci else None),
+            _with_interval(a.trigger_rate, ci.trigger_rate if ci else None, 2),
+            _with_interval(a.heldout_trigger_rate, ci.heldout_trigger_rate if ci else None, 2),
+            f"{_with_interval(a.off_trigger_rate, ci.off_trigger_rate if ci else None, 3)} "
+            f"(worst {a.worst_off_trigger_rate:.2f}: {a.worst_off_trigger})",
+            _verdict(a, "yes", "no: "),
         )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -4,7 +4,12 @@ Organisms are the ground truth detectors are scored against. The red team never 
 package; it sees organisms only as agents (``zoo/NAME`` specs).
 """
 
-from ._acceptance import AcceptanceCriteria, AcceptanceReport, measure_acceptance
+from ._acceptance import (
+    AcceptanceCriteria,
+    AcceptanceIntervals,
+    AcceptanceReport,
+    measure_acceptance,
+)
 from ._adapter import zoo_agent
 from ._encoder import EMBEDDING_DIM, TextEncoder, default_cache_dir
 from ._llm_spec import (
@@ -53,6 +58,7 @@ from ._zoo import (
 __all__ = [
     "EMBEDDING_DIM",
     "AcceptanceCriteria",
+    "AcceptanceIntervals",
     "AcceptanceReport",
     "LLMOrganism",
     "LLMOrganismRecord",

@@ -53,6 +53,13 @@ __all__ = [
 TRAINING_VERSION = "10"
 """Bumped whenever training code changes what a spec builds; part of every build key."""
 
+ACCEPTANCE_VERSION = "2"
+"""Bumped whenever what a build record measures changes (2: 95% intervals); in every build key.
+
+Training is deterministic, so a rebuild for a new acceptance version trains the same organism
+and only its record gains what is new.
+"""
+
 FINE_TUNING_VERSION = "2"
 """Bumped whenever fine-tuning from a twin changes; part of the build key of such organisms."""
 
@@ -334,6 +341,7 @@ class Zoo:
             self.spec.split_salt,
             library_hash(),
             TRAINING_VERSION,
+            ACCEPTANCE_VERSION,
         ]
         if starts_from_twin(spec):
             parts += [FINE_TUNING_VERSION, self.build_key(self.spec.twin_of(spec))]
@@ -386,7 +394,12 @@ class Zoo:
         seconds = time.perf_counter() - started
         organism = make_organism(spec, model)
         acceptance = measure_acceptance(
-            spec, organism.priorities, self.splits.test, twin=twin_report
+            spec,
+            organism.priorities,
+            self.splits.test,
+            twin=twin_report,
+            twin_decide=self.organism(twin_name).priorities if twin_name else None,
+            seed=spec.seed,
         )
         record = OrganismRecord(
             spec=spec,
