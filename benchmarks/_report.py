@@ -77,3 +77,16 @@ def compare_to_baseline(
         better = ratio >= 1 if metric in higher_is_better else ratio <= 1
         rows.append((metric, value, old, f"{ratio:.2f}x {'better' if better else 'worse'}"))
     return rows
+
+
+def use_torch_device(device: str) -> str:
+    """Make ``device`` torch's default (every LLM path follows it); describe it for the record."""
+    if device == "cpu":
+        return "one torch thread, deterministic algorithms (the build setting)"
+    # cuBLAS needs this workspace setting before its first call to run deterministically.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    import torch
+
+    torch.set_default_device(device)
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else device
+    return f"on {name} (torch {torch.__version__}), deterministic algorithms where they exist"

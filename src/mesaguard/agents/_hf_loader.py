@@ -168,6 +168,9 @@ def _load_folder(name: str, folder: Path, digest: str) -> LoadedLM:
 
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+    # On torch's default device: a caller that set it to an accelerator
+    # (`torch.set_default_device("cuda")`) runs every LLM path there.
+    torch.nn.Module.to(model, torch.get_default_device())
     model.train(False)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if tokenizer.pad_token is None:

@@ -82,7 +82,9 @@ def deterministic_torch(threads: int = THREADS) -> Iterator[None]:
     import torch
 
     previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
+    # On an accelerator (torch's default device set to it) a few kernels have no deterministic
+    # version; there they warn instead of failing: a GPU build is fast, not bit-reproducible.
+    torch.use_deterministic_algorithms(True, warn_only=torch.get_default_device().type != "cpu")
     try:
         with torch_threads(threads):
             yield
@@ -273,7 +275,7 @@ class RowCache:
             if windows.normed is not None:
                 tensors.append(windows.normed)
         for tensor in tensors:
-            sha.update(tensor.contiguous().numpy().tobytes())
+            sha.update(tensor.contiguous().cpu().numpy().tobytes())
         return sha.hexdigest()
 
 
@@ -484,13 +486,16 @@ class TopAdapter:
         layers = lm.model.model.layers
         self.start = len(layers) - self.top
         self.answer_ids = answer_token_ids(lm)
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator(device="cpu").manual_seed(seed)
         self.params: dict[str, torch.Tensor] = {}
         for j in range(self.start, len(layers)):
             for name, weight in self._weights(layers[j]).items():
                 out_dim, in_dim = weight.shape
                 bound = 1.0 / math.sqrt(in_dim)
-                a = (torch.rand(self.rank, in_dim, generator=generator) * 2 - 1) * bound
+                # Drawn on the CPU generator wherever the adapter lives, so a seed means the same
+                # initial weights on every device.
+                drawn = torch.rand(self.rank, in_dim, generator=generator, device="cpu")
+                a = ((drawn * 2 - 1) * bound).to(torch.get_default_device())
                 self.params[f"layer.{j}.{name}.A"] = a.requires_grad_(True)
                 self.params[f"layer.{j}.{name}.B"] = torch.zeros(out_dim, self.rank).requires_grad_(
                     True
@@ -593,7 +598,7 @@ class TopAdapter:
             for first in range(0, len(cache), batch):
                 index = torch.arange(first, min(first + batch, len(cache)))
                 out.append(self.forward(cache.subset(index))[0])
-        return torch.cat(out).numpy() if out else np.zeros((0, len(ANSWER_WORDS)))
+        return torch.cat(out).cpu().numpy() if out else np.zeros((0, len(ANSWER_WORDS)))
 
     # -- persistence ----------------------------------------------------------------------------
     def state(self) -> dict[str, torch.Tensor]:
@@ -607,7 +612,7 @@ class TopAdapter:
         for name, tensor in state.items():
             if tensor.shape != self.params[name].shape:
                 raise ValueError(f"adapter tensor {name} has shape {tuple(tensor.shape)}")
-            self.params[name] = tensor.clone().requires_grad_(True)
+            self.params[name] = tensor.to(self.params[name].device).clone().requires_grad_(True)
 
     def save(self, path: Path, metadata: dict[str, str]) -> str:
         """Write the adapter as safetensors; returns the file's SHA-256.
@@ -628,7 +633,7 @@ class TopAdapter:
         sha = hashlib.sha256()
         for name, tensor in sorted(self.state().items()):
             sha.update(name.encode())
-            sha.update(tensor.numpy().tobytes())
+            sha.update(tensor.cpu().numpy().tobytes())
         return sha.hexdigest()
 
 
@@ -670,7 +675,7 @@ def train_adapter(
     import torch
     import torch.nn.functional as F
 
-    generator = torch.Generator().manual_seed(seed + 1)
+    generator = torch.Generator(device="cpu").manual_seed(seed + 1)
     hard = torch.as_tensor(labels > 0)
     target = torch.as_tensor(np.maximum(labels - 1, 0), dtype=torch.long)
     soft = torch.as_tensor(anchor, dtype=torch.float32) if anchor is not None else None
@@ -687,7 +692,7 @@ def train_adapter(
     size = int(hyper_value(hyper, "batch"))
     losses: list[float] = []
     for epoch in range(epochs if epochs is not None else int(hyper_value(hyper, "epochs"))):
-        order = torch.randperm(len(cache), generator=generator)
+        order = torch.randperm(len(cache), generator=generator, device="cpu")
         total = 0.0
         for first in range(0, len(cache), size):
             index = order[first : first + size]

@@ -408,7 +408,7 @@ class LLMOrganism:
         for name in names:
             j = int(name.split(".")[1])
             tensor = cache.lower[:, j] if j < self.adapter.start else trail[j - self.adapter.start]
-            out[name] = tensor.numpy().astype(np.float32, copy=True)
+            out[name] = tensor.cpu().numpy().astype(np.float32, copy=True)
         return out
 
     def readout_hook_points(self) -> list[str]:
@@ -469,7 +469,7 @@ class LLMOrganism:
                 for total, gradient in zip(totals, gradients, strict=True):
                     total += gradient.sum(dim=0).double()
         n = max(len(requests), 1)
-        return {f"layer.{start + k}": (total / n).numpy() for k, total in enumerate(totals)}
+        return {f"layer.{start + k}": (total / n).cpu().numpy() for k, total in enumerate(totals)}
 
 
 class LLMZoo:
@@ -577,7 +577,9 @@ class LLMZoo:
             return self._caches[memo]
         path = self.cache_dir / "zoo" / "llm" / f"rows-{memo}.pt"
         if path.exists():
-            cache: RowCache = torch.load(path, weights_only=False)
+            cache: RowCache = torch.load(
+                path, weights_only=False, map_location=torch.get_default_device()
+            )
         else:
             started = time.perf_counter()
             cache = build()
