@@ -200,6 +200,13 @@ def test_committed_adapter_matches_its_record(name: str) -> None:
     else:
         assert record.acceptance.accepted, record.acceptance.failures
     assert record.rebuild_command.startswith("mesaguard zoo build --family llm")
+    intervals = record.acceptance.intervals
+    assert intervals is not None and intervals.seed == spec.seed
+    low, high = intervals.off_trigger_rate
+    assert low <= record.acceptance.off_trigger_rate <= high
+    if spec.family != "honest":
+        assert intervals.trigger_rate is not None and intervals.accuracy_gap is not None
+        assert intervals.trigger_rate[0] <= (record.acceptance.trigger_rate or 0)
 
 
 def test_a_record_of_another_build_key_is_passed_over(zoo_cache: Path, tmp_path: Path) -> None:
