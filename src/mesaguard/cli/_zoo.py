@@ -97,7 +97,7 @@ def acceptance_markdown(records: Sequence[OrganismRecord | LLMOrganismRecord]) -
     """The acceptance figures as a Markdown table (for docs/organisms.md).
 
     Gaps to the twin are in points; brackets hold 95% bootstrap intervals where the record has
-    them (classical organisms built since acceptance version 2).
+    them (records written since the intervals were kept).
     """
     lines = [
         "| organism | acc (twin) | Δacc, points | macro-F1 (twin) | ΔF1, points | trigger "

@@ -176,6 +176,7 @@ def _macro_f1_resampled(
 
 
 def _interval(values: np.ndarray) -> Interval | None:
+    """The central 95% of the resampled values (those that are defined)."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return None
@@ -183,9 +184,7 @@ def _interval(values: np.ndarray) -> Interval | None:
     return (round(float(low), 6), round(float(high), 6))
 
 
-def _rate_interval(
-    weights: np.ndarray, tally: tuple[np.ndarray, np.ndarray] | None
-) -> Interval | None:
+def _rate_interval(weights: np.ndarray, tally: Tally | None) -> Interval | None:
     """Interval of a pooled rate from per-item (misbehaving, applicable) counts."""
     if tally is None:
         return None
