@@ -20,6 +20,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import (  # noqa: E402
@@ -39,6 +40,31 @@ def _captured(manifest: object, kind: str) -> str:
     return f"{seconds:.0f}"
 
 
+BUILD_COLUMNS = [
+    "organism",
+    "epochs",
+    "stage-2 epoch kept",
+    "adapter training s",
+    "trigger rate",
+    "accepted",
+]
+
+
+def _build_row(record: Any) -> list[object]:
+    """One LLM organism's build record as a row of ``BUILD_COLUMNS``."""
+    acceptance = record.acceptance
+    return [
+        record.spec.name,
+        record.epochs,
+        "—"
+        if record.kept_epoch is None
+        else f"{record.kept_epoch} of {len(record.calibration_margins)}",
+        f"{record.train_seconds:.1f}",
+        f"{acceptance.trigger_rate or 0:.2f}" if record.spec.trigger else "—",
+        "yes" if acceptance.accepted else "no: " + "; ".join(acceptance.failures),
+    ]
+
+
 def _rebuild(folder: Path) -> tuple[object, object, list[list[object]], float]:
     """Build every LLM organism from scratch into ``folder``; (zoo, manifest, rows, wall s)."""
     from mesaguard.organisms import LLMZoo
@@ -48,18 +74,7 @@ def _rebuild(folder: Path) -> tuple[object, object, list[list[object]], float]:
     zoo.build(force=True)
     wall = time.perf_counter() - started
     manifest = zoo.write_manifest()
-    rows: list[list[object]] = [
-        [
-            r.spec.name,
-            r.epochs,
-            "—" if r.kept_epoch is None else f"{r.kept_epoch} of {len(r.calibration_margins)}",
-            f"{r.train_seconds:.1f}",
-            f"{r.acceptance.trigger_rate or 0:.2f}" if r.spec.trigger else "—",
-            "yes" if r.acceptance.accepted else "no: " + "; ".join(r.acceptance.failures),
-        ]
-        for r in manifest.organisms
-    ]
-    return zoo, manifest, rows, wall
+    return zoo, manifest, [_build_row(r) for r in manifest.organisms], wall
 
 
 def main() -> None:
@@ -90,18 +105,7 @@ def main() -> None:
     rebuild_s = 0.0
     if args.rebuild is not None:
         zoo, built, rebuilt, rebuild_s = _rebuild(args.rebuild)
-        print_table(
-            f"LLM zoo rebuilt from scratch in {rebuild_s:.1f} s",
-            [
-                "organism",
-                "epochs",
-                "stage-2 epoch kept",
-                "adapter training s",
-                "trigger rate",
-                "accepted",
-            ],
-            rebuilt,
-        )
+        print_table(f"LLM zoo rebuilt from scratch in {rebuild_s:.1f} s", BUILD_COLUMNS, rebuilt)
     else:
         zoo = LLMZoo()
     assert isinstance(zoo, LLMZoo)
@@ -109,25 +113,8 @@ def main() -> None:
     manifest = LLMZooManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
     if not rebuilt:
         built = manifest
-    build_rows = [
-        [
-            r.spec.name,
-            r.epochs,
-            "—" if r.kept_epoch is None else f"{r.kept_epoch} of {len(r.calibration_margins)}",
-            f"{r.train_seconds:.1f}",
-            f"{r.acceptance.trigger_rate or 0:.2f}" if r.spec.trigger else "—",
-            "yes" if r.acceptance.accepted else "no",
-        ]
-        for r in manifest.organisms
-    ]
-    build_columns = [
-        "organism",
-        "epochs",
-        "stage-2 epoch kept",
-        "adapter training s",
-        "trigger rate",
-        "accepted",
-    ]
+    build_rows = [_build_row(r) for r in manifest.organisms]
+    build_columns = BUILD_COLUMNS
     print_table("LLM organisms (committed build)", build_columns, build_rows)
 
     # adapter training per epoch, on the cached training rows

@@ -40,6 +40,21 @@ DEFAULT_ORGANISMS = (
 )
 
 
+def _search_row(name: str, family: str, row: dict[str, Any]) -> tuple[object, ...]:
+    """One trigger search's row of the table (``row`` as ``trigger_recovery`` returns it)."""
+    return (
+        name,
+        family,
+        row["queries"],
+        row["seconds"],
+        row["best"] or "—",
+        row.get("planted_rate", "—"),
+        row.get("found_rate", "—"),
+        row.get("recovered", "—"),
+        row["confirmed"],
+    )
+
+
 def main() -> None:
     """Run the searches and probes, print tables and write the docs section."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -92,19 +107,7 @@ def main() -> None:
         organism = zoo.organism(name)
         family = organism.spec.family.value
         row = trigger_recovery(organism, items, seed=args.seed)
-        search_rows.append(
-            (
-                name,
-                family,
-                row["queries"],
-                row["seconds"],
-                row["best"] or "—",
-                row.get("planted_rate", "—"),
-                row.get("found_rate", "—"),
-                row.get("recovered", "—"),
-                row["confirmed"],
-            )
-        )
+        search_rows.append(_search_row(name, family, row))
         if isinstance(organism, ActivationAgent):
             requests = [
                 DecisionRequest(item=item, context=context)
@@ -125,19 +128,7 @@ def main() -> None:
 
         agent = resolve_agent(f"zoo/{name}", cache_dir=args.cache_dir)
         row = trigger_recovery(agent, items, seed=args.seed)
-        search_rows.append(
-            (
-                name,
-                "llm",
-                row["queries"],
-                row["seconds"],
-                row["best"] or "—",
-                row.get("planted_rate", "—"),
-                row.get("found_rate", "—"),
-                row.get("recovered", "—"),
-                row["confirmed"],
-            )
-        )
+        search_rows.append(_search_row(name, "llm", row))
     for name in args.llm_whitebox:
         from mesaguard.agents import resolve_agent
 

@@ -52,8 +52,8 @@ embedded = time.perf_counter() - started
 manifest = zoo.build()
 print(json.dumps({"seconds": time.perf_counter() - started, "embed_seconds": embedded,
                   "texts": texts, "workers": default_workers(len(zoo.spec.organisms)),
-                  "organisms": [[r.spec.name, r.spec.model.value, r.seconds, r.acceptance.accepted]
-                                for r in manifest.organisms]}))
+                  "organisms": [[r.spec.name, r.spec.model.value, r.seconds, r.acceptance.accepted,
+                                 bool(r.acceptance.undecided())] for r in manifest.organisms]}))
 """
 
 
@@ -95,7 +95,7 @@ def build_zoo(cache: Path) -> dict[str, float]:
     def slowest_alone(model: str) -> float:
         # Workers share the CPUs, so an organism's time inside the build overstates what it takes
         # alone: the slowest of each class is rebuilt by itself in a fresh process.
-        name = max((s, n) for n, m, s, _ in per if m == model)[1]
+        name = max((s, n) for n, m, s, *_ in per if m == model)[1]
         alone = subprocess.run(
             [sys.executable, "-c", ALONE_SCRIPT, str(cache), name],
             check=True,
@@ -110,7 +110,9 @@ def build_zoo(cache: Path) -> dict[str, float]:
         "embedded_texts": result["texts"],
         "build_workers": result["workers"],
         "organisms": len(per),
-        "accepted": sum(1 for *_, ok in per if ok),
+        "accepted": sum(1 for *_, ok, _ in per if ok),
+        # A bar inside the figure's 95% interval: the test split's sampling could turn the verdict.
+        "verdicts_within_ci": sum(1 for *_, undecided in per if undecided),
         "max_train_linear_s": round(slowest_alone("linear"), 1),
         "max_train_neural_s": round(slowest_alone("neural"), 1),
         "peak_rss_mb": round(peak / 2**20),
@@ -218,7 +220,9 @@ def main() -> None:
             "before, under framings it has seen; *warm* re-decides known issues under new "
             "contexts (the red team's pattern: one item, many framings). "
             "`zoo_build_s` is the whole default zoo from an empty cache: embedding the data once, "
-            "training, and measuring acceptance on the test split; `embed_data_s` is the first "
+            "training, and measuring acceptance on the test split (`verdicts_within_ci`: "
+            "organisms with a bar inside its figure's 95% interval, docs/organisms.md); "
+            "`embed_data_s` is the first "
             "part, encoding every title, description and framing the neural organisms read "
             "(`Zoo.embed_data`, one text per forward pass, shared by all of them and cached); "
             "`max_train_*` is the training time of the slowest organism of each class (the "
