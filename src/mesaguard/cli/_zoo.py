@@ -164,6 +164,15 @@ def build(
             "(default: the cache).",
         ),
     ] = None,
+    remeasure: Annotated[
+        bool,
+        typer.Option(
+            "--remeasure",
+            help="With --family llm: train nothing; measure the current adapters in --adapters "
+            "again and rewrite their records and manifest (after acceptance gained a figure; "
+            "a changed point figure is an error).",
+        ),
+    ] = False,
     spec: ZooSpecOption = None,
     cache_dir: CacheDirOption = None,
 ) -> None:
@@ -173,8 +182,17 @@ def build(
     reused, so running this again is cheap.
     """
     if family and "llm" in family:
-        _build_llm(only, force=force, strict=strict, adapters=adapters, cache_dir=cache_dir)
+        _build_llm(
+            only,
+            force=force,
+            strict=strict,
+            adapters=adapters,
+            cache_dir=cache_dir,
+            remeasure=remeasure,
+        )
         return
+    if remeasure:
+        raise typer.BadParameter("--remeasure applies to --family llm only")
     zoo = _zoo(spec, cache_dir)
     names = [o.name for o in zoo.spec.organisms]
     if only:
@@ -242,7 +260,7 @@ def llm_acceptance_table(records: list[LLMOrganismRecord], base_model: str) -> T
             if record.kept_epoch is None
             else f"{record.kept_epoch} of {len(record.calibration_margins)}",
             f"{record.train_seconds:.1f}",
-            "[green]yes[/]" if a.accepted else "[red]no[/]: " + "; ".join(a.failures),
+            _verdict(a, "[green]yes[/]", "[red]no[/]: "),
         )
     return table
 
@@ -254,17 +272,24 @@ def _build_llm(
     strict: bool,
     adapters: Path | None,
     cache_dir: Path | None,
+    remeasure: bool = False,
 ) -> None:
     from ..organisms import LLMZoo
 
     zoo = LLMZoo(cache_dir=cache_dir, adapter_dir=adapters)
     names = [zoo.spec.organism(n).name for n in only] if only else None
-    with console.status("[bold]LLM zoo build[/] (frozen trunk once, then adapters)") as status:
+    if remeasure:
+        if only or force:
+            raise typer.BadParameter("--remeasure takes neither --only nor --force")
+        with console.status("[bold]LLM zoo[/] measuring the current adapters again"):
+            manifest = zoo.remeasure()
+    else:
+        with console.status("[bold]LLM zoo build[/] (frozen trunk once, then adapters)") as status:
 
-        def progress(name: str, done: int, total: int) -> None:
-            status.update(f"[bold]LLM zoo build[/] {done}/{total} {name}")
+            def progress(name: str, done: int, total: int) -> None:
+                status.update(f"[bold]LLM zoo build[/] {done}/{total} {name}")
 
-        manifest = zoo.build(names, force=force, progress=progress)
+            manifest = zoo.build(names, force=force, progress=progress)
     console.print(llm_acceptance_table(list(manifest.organisms), manifest.base_model))
     missed = [r.spec.name for r in manifest.organisms if not r.acceptance.accepted]
     console.print(f"manifest: {zoo.manifest_path()}")

@@ -16,6 +16,7 @@ issues among them, the sampling error of a clean gap is about as large as its 2-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -50,7 +51,8 @@ BOOTSTRAP_RESAMPLES = 2000
 Interval = tuple[float, float]
 
 Tally = tuple[np.ndarray, np.ndarray]
-"""Per item under one context: (misbehaves, applicable), as 0/1 floats."""
+"""Per item: (times it misbehaved, times it was applicable), as floats; 0/1 under one context,
+summed over the contexts of a group."""
 
 
 class AcceptanceCriteria(BaseModel):
@@ -69,12 +71,13 @@ class AcceptanceIntervals(BaseModel):
     Whole items are resampled, not (item, framing) decisions: a rate pools each item under many
     framings, and those decisions share the item. The clean gaps are paired: every resample scores
     the organism and its honest twin on the same items, so the twin's own sampling error cancels
-    where the two agree.
+    where the two agree. A rate that is 0 or 1 in every resample gets the exact binomial interval
+    over its items instead of the bootstrap's single point. ``method`` says which applied.
     """
 
     model_config = ConfigDict(frozen=True)
 
-    method: str = "percentile bootstrap over test items (paired with the twin), 95%"
+    method: str
     resamples: int
     seed: int
     accuracy_gap: Interval | None = None
@@ -149,13 +152,29 @@ def _macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
     return float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0))
 
 
-def _resample_weights(n: int, resamples: int, seed: int) -> np.ndarray:
-    """(resamples, n) counts: how often each test item is drawn in each bootstrap resample."""
+_WEIGHTS_PER_BLOCK = 4_000_000
+"""Resample weights held at once (resamples x items); larger splits are resampled in blocks."""
+
+
+def _resampled(
+    n: int, resamples: int, seed: int, statistic: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """``statistic`` of every bootstrap resample of ``n`` items, one value per resample.
+
+    ``statistic`` gets a (block, n) matrix of how often each item is drawn in each resample of
+    the block. The draws depend only on ``n``, ``resamples`` and ``seed``, so two statistics of
+    the same items see the same resamples; memory stays bounded however many items there are.
+    """
     rng = np.random.default_rng([seed, 0xAC])
-    drawn = rng.integers(0, n, size=(resamples, n))
-    offsets = np.arange(resamples)[:, None] * n
-    counts = np.bincount((drawn + offsets).ravel(), minlength=resamples * n)
-    return counts.reshape(resamples, n).astype(np.float64)
+    block = max(1, _WEIGHTS_PER_BLOCK // max(n, 1))
+    out: list[np.ndarray] = []
+    for first in range(0, resamples, block):
+        size = min(block, resamples - first)
+        drawn = rng.integers(0, n, size=(size, n)) if n else np.zeros((size, 0), dtype=np.int64)
+        offsets = np.arange(size)[:, None] * n
+        counts = np.bincount((drawn + offsets).ravel(), minlength=size * n)
+        out.append(np.asarray(statistic(counts.reshape(size, n).astype(np.float64))))
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def _macro_f1_resampled(
@@ -176,21 +195,41 @@ def _macro_f1_resampled(
 
 
 def _interval(values: np.ndarray) -> Interval | None:
-    """The central 95% of the resampled values (those that are defined)."""
+    """The central 95% of the resampled values (those that are defined), rounded outward."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return None
     low, high = np.quantile(finite, [0.025, 0.975])
-    return (round(float(low), 6), round(float(high), 6))
+    return (math.floor(float(low) * 1e6) / 1e6, math.ceil(float(high) * 1e6) / 1e6)
 
 
-def _rate_interval(weights: np.ndarray, tally: Tally | None) -> Interval | None:
-    """Interval of a pooled rate from per-item (misbehaving, applicable) counts."""
+def _rate_interval(n: int, resamples: int, seed: int, tally: Tally | None) -> Interval | None:
+    """Interval of a pooled rate from per-item (misbehaving, applicable) counts.
+
+    Where every resample gives the same 0 or 1 (nothing, or everything, misbehaved) the
+    percentile bootstrap collapses to a point; there the exact binomial (Clopper-Pearson)
+    interval over the applicable *items* is given instead, each item counted once however many
+    framings it was shown under, which is the conservative reading.
+    """
     if tally is None:
         return None
-    bad, applicable = weights @ tally[0], weights @ tally[1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return _interval(bad / applicable)
+    bad_per_item, applicable_per_item = tally
+
+    def rate(weights: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray((weights @ bad_per_item) / (weights @ applicable_per_item))
+
+    interval = _interval(_resampled(n, resamples, seed, rate))
+    if interval is None or interval[0] != interval[1] or interval[0] not in (0.0, 1.0):
+        return interval
+    from scipy.stats import binomtest
+
+    items = int((applicable_per_item > 0).sum())
+    if items == 0:
+        return interval
+    hits = items if interval[0] == 1.0 else 0
+    exact = binomtest(hits, items).proportion_ci(confidence_level=0.95, method="exact")
+    return (math.floor(exact.low * 1e6) / 1e6, math.ceil(exact.high * 1e6) / 1e6)
 
 
 def _misbehaves(
@@ -275,6 +314,22 @@ def measure_acceptance(
     )
 
 
+def _reproduces(twin: AcceptanceReport | None, truth: np.ndarray, twin_clean: np.ndarray) -> bool:
+    """Whether ``twin_clean`` are the decisions ``twin``'s clean figures were measured on.
+
+    A twin reloaded on another machine or device can decide a few items differently from its
+    record; a gap interval from those decisions would not belong to the recorded gap, so none
+    is given then.
+    """
+    if twin is None:
+        return False
+    accuracy = float((twin_clean == truth).mean())
+    return (
+        abs(accuracy - twin.accuracy) < 1e-12
+        and abs(_macro_f1(truth, twin_clean) - twin.macro_f1) < 1e-12
+    )
+
+
 def assemble_report(
     *,
     planted: bool,
@@ -322,26 +377,35 @@ def assemble_report(
         off.items(), key=lambda kv: kv[1][0].sum() / max(kv[1][1].sum(), 1)
     )
     trigger_rate, heldout_rate = pooled(trigger_items), pooled(heldout_items)
-    clean_weights = _resample_weights(n, resamples, seed)
     accuracy_gap = macro_f1_gap = None
-    if twin_clean is not None and n:
+    paired = twin_clean is not None and n > 0 and _reproduces(twin, truth, twin_clean)
+    if paired:
+        assert twin_clean is not None
         correct = (clean == truth).astype(np.float64) - (twin_clean == truth)
-        accuracy_gap = _interval(clean_weights @ correct / n)
+        accuracy_gap = _interval(_resampled(n, resamples, seed, lambda w: w @ correct / n))
         macro_f1_gap = _interval(
-            _macro_f1_resampled(clean_weights, truth, clean)
-            - _macro_f1_resampled(clean_weights, truth, twin_clean)
+            _resampled(
+                n,
+                resamples,
+                seed,
+                lambda w: (
+                    _macro_f1_resampled(w, truth, clean) - _macro_f1_resampled(w, truth, twin_clean)
+                ),
+            )
         )
     probes = len(off_items[0]) if off_items is not None else 0
-    # The same draws where the two sets are the same items (the classical zoo).
-    rate_weights = clean_weights if probes == n else _resample_weights(probes, resamples, seed)
     intervals = AcceptanceIntervals(
+        method=(
+            "percentile bootstrap over items, 95% (exact binomial over items where a rate is "
+            "0 or 1 in every resample)" + ("; gaps paired with the twin" if paired else "")
+        ),
         resamples=resamples,
         seed=seed,
         accuracy_gap=accuracy_gap,
         macro_f1_gap=macro_f1_gap,
-        trigger_rate=_rate_interval(rate_weights, trigger_items),
-        heldout_trigger_rate=_rate_interval(rate_weights, heldout_items),
-        off_trigger_rate=_rate_interval(rate_weights, off_items) or (off_rate, off_rate),
+        trigger_rate=_rate_interval(probes, resamples, seed, trigger_items),
+        heldout_trigger_rate=_rate_interval(probes, resamples, seed, heldout_items),
+        off_trigger_rate=_rate_interval(probes, resamples, seed, off_items) or (off_rate, off_rate),
     )
     failures: list[str] = []
     if planted:

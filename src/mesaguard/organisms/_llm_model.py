@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,14 +83,20 @@ def deterministic_torch(threads: int = THREADS) -> Iterator[None]:
     import torch
 
     previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    on_accelerator = torch.get_default_device().type != "cpu"
+    if on_accelerator:
+        # cuBLAS reads this when its first handle is made; without it, deterministic mode
+        # refuses every matrix product on CUDA.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     # On an accelerator (torch's default device set to it) a few kernels have no deterministic
     # version; there they warn instead of failing: a GPU build is fast, not bit-reproducible.
-    torch.use_deterministic_algorithms(True, warn_only=torch.get_default_device().type != "cpu")
+    torch.use_deterministic_algorithms(True, warn_only=on_accelerator)
     try:
         with torch_threads(threads):
             yield
     finally:
-        torch.use_deterministic_algorithms(previous)
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn_only)
 
 
 def hyper_value(hyper: dict[str, float | int], key: str) -> float:

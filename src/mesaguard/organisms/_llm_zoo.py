@@ -162,9 +162,15 @@ def _machine() -> str:
     except OSError:
         pass
     capability = torch.backends.cpu.get_cpu_capability()
-    return (
+    machine = (
         f"{platform.machine()} {model} {capability} flags {flags or '?'} torch {torch.__version__}"
     )
+    device = torch.get_default_device()
+    if device.type == "cuda":
+        machine += f" on {torch.cuda.get_device_name(device)}"
+    elif device.type != "cpu":
+        machine += f" on {device.type}"
+    return machine
 
 
 class _EvalSet:
@@ -541,11 +547,11 @@ class LLMZoo:
         texts = hashlib.sha256()
         for item, context in zip(items, contexts, strict=True):
             texts.update(f"{item.title}\x00{context_text(context)}\x01".encode())
-        key = hashlib.sha256(
-            "\x00".join(
-                (kind, str(start), texts.hexdigest(), self.lm.digest, LLM_TRAINING_VERSION)
-            ).encode()
-        ).hexdigest()[:16]
+        parts = [kind, str(start), texts.hexdigest(), self.lm.digest, LLM_TRAINING_VERSION]
+        device = torch.get_default_device().type
+        if device != "cpu":  # an accelerator's capture is not a CPU build's (CPU keys unchanged)
+            parts.append(device)
+        key = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
         memo = f"{kind}-{start}-{key}"
         if memo in self._caches:
             return self._caches[memo]
@@ -925,29 +931,68 @@ class LLMZoo:
         is passed over: same spec, but rows, data or training code have changed since (an
         adapter of ``LLM_TRAINING_VERSION`` 1, say, has no context keys and values to adapt).
         """
-        from safetensors.torch import load_file
-
         spec = self.spec.organism(name)
         for directory in (self.adapter_dir, packaged_adapter_dir()):
             record = self._current_record(directory, name)
-            path = directory / f"{name}.safetensors"
-            if record is None or not path.exists():
+            if record is None or not (directory / f"{name}.safetensors").exists():
                 continue
-            actual = hashlib.sha256(path.read_bytes()).hexdigest()
-            if actual != record.adapter_sha256:
-                raise ArtifactError(
-                    f"{path}: SHA-256 {actual[:16]}… differs from its record "
-                    f"{record.adapter_sha256[:16]}…; rebuild with `{record.rebuild_command}`"
-                )
-            adapter = TopAdapter(self.lm, spec.hyper, spec.seed)
-            adapter.load_state(load_file(str(path)))
-            return LLMOrganism(spec, adapter, record)
+            return LLMOrganism(spec, self._load_adapter(directory, record), record)
         if not build:
             raise ArtifactError(
                 f"LLM organism {name!r} has no adapter; run `mesaguard zoo build --only {name}`"
             )
         self.build_one(name)
         return self.organism(name, build=False)
+
+    def _load_adapter(self, directory: Path, record: LLMOrganismRecord) -> TopAdapter:
+        """The adapter ``record`` describes in ``directory``, its SHA-256 checked first."""
+        from safetensors.torch import load_file
+
+        path = directory / f"{record.spec.name}.safetensors"
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if actual != record.adapter_sha256:
+            raise ArtifactError(
+                f"{path}: SHA-256 {actual[:16]}… differs from its record "
+                f"{record.adapter_sha256[:16]}…; rebuild with `{record.rebuild_command}`"
+            )
+        adapter = TopAdapter(self.lm, record.spec.hyper, record.spec.seed)
+        adapter.load_state(load_file(str(path)))
+        return adapter
+
+    def remeasure(self) -> LLMZooManifest:
+        """Measure the current adapters in the adapter folder again; rewrite records and manifest.
+
+        Nothing is trained. For records written before acceptance recorded something new (the
+        95% intervals): each adapter (SHA-256 checked) is measured on the evaluation rows again,
+        next to its honest twin, and its record keeps everything but the new acceptance. A point
+        figure that comes out different (another CPU, another device) is an error naming the
+        fields, not a silent rewrite: such a record needs a rebuild, not a re-measurement.
+        """
+        for spec in self.spec.organisms:
+            record = self._current_record(self.adapter_dir, spec.name)
+            if record is None:
+                continue
+            adapter = self._load_adapter(self.adapter_dir, record)
+            twin_report: AcceptanceReport | None = None
+            twin_adapter: TopAdapter | None = None
+            if spec.family != "honest":
+                twin = self.organism(self.spec.twin_of(spec).name, build=False)
+                twin_adapter = twin.adapter
+                twin_report = twin.record.acceptance if twin.record else None
+            fresh = self.acceptance(spec, adapter, twin_report, twin_adapter)
+            before = record.acceptance.model_dump(exclude={"intervals"})
+            after = fresh.model_dump(exclude={"intervals"})
+            changed = sorted(k for k in before if before[k] != after[k])
+            if changed:
+                raise ArtifactError(
+                    f"{spec.name}: re-measured acceptance differs from its record in "
+                    f"{', '.join(changed)}; rebuild with `{record.rebuild_command}`"
+                )
+            updated = record.model_copy(update={"acceptance": fresh})
+            self._record_path(self.adapter_dir, spec.name).write_text(
+                updated.model_dump_json(indent=2) + "\n", encoding="utf-8"
+            )
+        return self.write_manifest()
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

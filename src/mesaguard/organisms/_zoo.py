@@ -53,8 +53,10 @@ __all__ = [
 TRAINING_VERSION = "10"
 """Bumped whenever training code changes what a spec builds; part of every build key."""
 
-ACCEPTANCE_VERSION = "2"
-"""Bumped whenever what a build record measures changes (2: 95% intervals); in every build key.
+ACCEPTANCE_VERSION = "3"
+"""Bumped whenever what a build record measures changes (2: 95% intervals; 3: exact intervals
+where a rate is 0 or 1 throughout, gap intervals only from the twin's recorded decisions); in
+every classical build key (the LLM zoo's records are re-measured by ``LLMZoo.remeasure``).
 
 Training is deterministic, so a rebuild for a new acceptance version trains the same organism
 and only its record gains what is new.
