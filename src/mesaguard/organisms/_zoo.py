@@ -369,11 +369,11 @@ class Zoo:
             ) from None
 
     # -- building ----------------------------------------------------------------------------
-    def _train(self, spec: OrganismSpec) -> OrganismModel:
+    def _train(self, spec: OrganismSpec, twin: Organism | None = None) -> OrganismModel:
         model = new_model(spec.model, self.encoder, spec.hyper)
         rows = training_rows(spec, self.splits.train)
         if starts_from_twin(spec):
-            twin = self.organism(self.spec.twin_of(spec).name)  # built first if it is not
+            twin = twin or self.organism(self.spec.twin_of(spec).name)  # built first if need be
             model.fit_from_twin(twin.model, rows.emphasised(FINE_TUNING_EMPHASIS), spec.seed)
         else:
             model.fit(rows, spec.seed)
@@ -386,13 +386,13 @@ class Zoo:
         if existing is not None:
             return existing
         twin_report: AcceptanceReport | None = None
-        twin_name: str | None = None
+        twin: Organism | None = None
         if spec.family is not ObjectiveFamily.HONEST:
-            twin = self.spec.twin_of(spec)
-            twin_name = twin.name
-            twin_report = self.build_one(twin.name, force=False).acceptance
+            twin_name = self.spec.twin_of(spec).name
+            twin_report = self.build_one(twin_name, force=False).acceptance
+            twin = self.organism(twin_name)  # fine-tuned from, and compared with
         started = time.perf_counter()
-        model = self._train(spec)
+        model = self._train(spec, twin)
         seconds = time.perf_counter() - started
         organism = make_organism(spec, model)
         acceptance = measure_acceptance(
@@ -400,13 +400,13 @@ class Zoo:
             organism.priorities,
             self.splits.test,
             twin=twin_report,
-            twin_decide=self.organism(twin_name).priorities if twin_name else None,
+            twin_decide=twin.priorities if twin else None,
             seed=spec.seed,
         )
         record = OrganismRecord(
             spec=spec,
             build_key=self.build_key(spec),
-            twin=twin_name,
+            twin=twin.name if twin else None,
             seconds=round(seconds, 3),
             acceptance=acceptance,
             built_at=dt.datetime.now(dt.UTC),
