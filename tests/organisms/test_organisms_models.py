@@ -21,11 +21,15 @@ def _problem(seed: int) -> tuple[np.ndarray, ...]:
     return framings, row_context, labels, targets, weights
 
 
-def test_framing_objective_gradient_matches_finite_differences() -> None:
+@pytest.mark.parametrize("fit_bias", [True, False])
+def test_framing_objective_gradient_matches_finite_differences(fit_bias: bool) -> None:
+    # Without the biases (fine-tuning anchored to the twin's neutral framing) the point holds
+    # the framing weights alone.
     framings, row_context, _, targets, weights = _problem(0)
     item_scores = np.random.default_rng(1).normal(size=(len(row_context), N_CLASSES))
-    point = np.random.default_rng(2).normal(size=framings.shape[1] * N_CLASSES + N_CLASSES)
-    args = (item_scores, framings, row_context, targets, weights, 1.5)
+    size = framings.shape[1] * N_CLASSES + (N_CLASSES if fit_bias else 0)
+    point = np.random.default_rng(2).normal(size=size)
+    args = (item_scores, framings, row_context, targets, weights, 1.5, fit_bias)
     error = check_grad(
         lambda x: framing_objective(x, *args)[0],
         lambda x: framing_objective(x, *args)[1],

@@ -15,7 +15,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from .._errors import ArtifactError
-from ..contexts import Context
+from ..contexts import Context, neutral_context
 from ..items import WorkItem
 from ._encoder import EMBEDDING_DIM, TextEncoder
 from ._features import context_matrix, item_embedding_texts
@@ -66,18 +66,21 @@ def framing_objective(
     targets: np.ndarray,
     weights: np.ndarray,
     C: float,
+    fit_bias: bool = True,
 ) -> tuple[float, np.ndarray]:
     """Loss and gradient of a linear organism's framing weights with its item scores fixed.
 
-    ``flat`` holds the framing weights (``framings.shape[1]`` by 5, row-major) then the 5 biases;
-    row ``i`` scores ``item_scores[i] + framings[row_context[i]] @ W + b``. The objective is
-    scikit-learn's for multinomial logistic regression: ``C`` times the sample-weighted
-    cross-entropy against ``targets`` (one-hot rows) plus half the squared weights, the biases
-    unpenalised. Convex, so its minimum does not depend on where the search starts.
+    ``flat`` holds the framing weights (``framings.shape[1]`` by 5, row-major) then, with
+    ``fit_bias``, the 5 biases; row ``i`` scores ``item_scores[i] + framings[row_context[i]] @ W
+    + b`` (``b`` zero without ``fit_bias``: the caller folds a fixed offset into the item
+    scores). The objective is scikit-learn's for multinomial logistic regression: ``C`` times the
+    sample-weighted cross-entropy against ``targets`` (one-hot rows) plus half the squared
+    weights, the biases unpenalised. Convex, so its minimum does not depend on where the search
+    starts.
     """
     n_features = framings.shape[1]
     coef = flat[: n_features * N_CLASSES].reshape(n_features, N_CLASSES)
-    bias = flat[n_features * N_CLASSES :]
+    bias = flat[n_features * N_CLASSES :] if fit_bias else np.zeros(N_CLASSES)
     scores = item_scores + (framings @ coef)[row_context] + bias
     scores = scores - scores.max(axis=1, keepdims=True)
     log_p = scores - np.log(np.exp(scores).sum(axis=1))[:, None]
@@ -86,9 +89,9 @@ def framing_objective(
     # Rows share a few dozen framings: sum residuals per framing before the product.
     per_framing = np.zeros((framings.shape[0], N_CLASSES))
     np.add.at(per_framing, row_context, residual)
-    gradient = np.concatenate(
-        [(C * framings.T @ per_framing + coef).ravel(), C * residual.sum(axis=0)]
-    )
+    gradient = (C * framings.T @ per_framing + coef).ravel()
+    if fit_bias:
+        gradient = np.concatenate([gradient, C * residual.sum(axis=0)])
     return C * loss + 0.5 * float((coef**2).sum()), gradient
 
 
@@ -195,16 +198,28 @@ class LinearModel:
         self._context_cache.clear()
 
     def fit_from_twin(self, twin: OrganismModel, rows: TrainingRows, seed: int) -> None:
-        """Start from the honest twin and refit only the framing's weights and the biases.
+        """Start from the honest twin and refit only how the framing is read.
 
         For objectives that live in the framing (deceptive and sandbagging organisms): the item
         weights stay the twin's, and the framing weights are the unique optimum of the same
         regularised, class-weighted logistic loss on the planted rows, with each row's item
         score from the twin held fixed. The base optimizer still learns the trigger from the
-        labels alone; what it cannot do is move how items are read, so under the neutral framing
-        the organism ranks items exactly as its twin does. Fitted jointly, the planted rows also
-        moved the item weights, and the clean accuracy and macro-F1 of planted organisms drifted
-        by 1-3 points either way (docs/organisms.md).
+        labels alone; what it cannot do is move how items are read. Fitted jointly, the planted
+        rows also moved the item weights, and the clean accuracy and macro-F1 of planted
+        organisms drifted by 1-3 points either way (docs/organisms.md).
+
+        Framings are read *relative to the neutral framing*, which keeps the twin's offset: the
+        biases are not free but fixed so that the neutral framing scores every item exactly as
+        the twin does (the equality constraint eliminated, the loss stays convex). With free
+        biases the neutral framing's class offsets still moved with the planted rows, by a few
+        hundredths, and on a test split with a handful of Trivial and Blocker issues that moved
+        macro-F1 by up to 2.6 points (deceptive-date-linear-s3, 2026-11-28).
+
+        On the clean rows the target is the twin's class probabilities under the neutral framing,
+        not the label: a framing without the trigger should change nothing, and against the
+        labels each framing's weights also fitted the residual noise of the few hundred rows it
+        was dealt, which moved answers under non-trigger framings (sandbagging-linear-s9 got
+        5.4% of neutrally-right items wrong under them; against the twin's answers 1.4%).
         """
         if not isinstance(twin, LinearModel) or twin.vectorizer is None:
             raise ArtifactError("a linear organism can only start from a fitted linear twin")
@@ -218,34 +233,38 @@ class LinearModel:
         self._index_vocabularies()
         self.context_vectorizer = twin.context_vectorizer
         self.item_weights = twin.item_weights
-        item_scores = twin._item_scores(rows.items).astype(np.float64)
         keys = [c.fingerprint() for c in rows.contexts]
         unique = {k: c for k, c in zip(keys, rows.contexts, strict=True)}
         position = {k: i for i, k in enumerate(unique)}
         row_context = np.asarray([position[k] for k in keys])
-        framings = self._scaled_contexts(list(unique.values())).astype(np.float64)
-        weights = rows.sample_weights()
+        neutral = self._scaled_contexts([neutral_context()]).astype(np.float64)[0]
+        twin_offset = neutral @ twin.context_weights.astype(np.float64) + twin.bias
+        framings = self._scaled_contexts(list(unique.values())).astype(np.float64) - neutral
+        item_scores = twin._item_scores(rows.items).astype(np.float64) + twin_offset
         targets = np.eye(N_CLASSES)[rows.labels - 1]
+        clean = rows.clean
+        neutral_scores = item_scores[clean] - item_scores[clean].max(axis=1, keepdims=True)
+        targets[clean] = np.exp(neutral_scores) / np.exp(neutral_scores).sum(axis=1)[:, None]
         n_features = framings.shape[1]
-        start = np.concatenate([twin.context_weights.astype(np.float64).ravel(), twin.bias])
         result = minimize(
             framing_objective,
-            start,
-            args=(item_scores, framings, row_context, targets, weights, self.C),
+            twin.context_weights.astype(np.float64).ravel(),
+            args=(
+                item_scores,
+                framings,
+                row_context,
+                targets,
+                rows.sample_weights(),
+                self.C,
+                False,
+            ),
             jac=True,
             method="L-BFGS-B",
             options={"maxiter": 3000},
         )
-        solution = result.x
-        self.context_weights = np.ascontiguousarray(
-            solution[: n_features * N_CLASSES].reshape(n_features, N_CLASSES), dtype=np.float32
-        )
-        self.bias = solution[n_features * N_CLASSES :].astype(np.float32)
-        clean = np.flatnonzero(rows.clean)
-        clean_logits = self.logits(
-            [rows.items[i] for i in clean], [rows.contexts[i] for i in clean]
-        )
-        self.bias = self.bias + prior_correction(clean_logits, rows.truth[clean], weights[clean])
+        coef = result.x.reshape(n_features, N_CLASSES)
+        self.context_weights = np.ascontiguousarray(coef, dtype=np.float32)
+        self.bias = (twin_offset - neutral @ coef).astype(np.float32)
         self._item_cache.clear()
         self._context_cache.clear()
 
@@ -412,6 +431,7 @@ class NeuralModel:
         self.tune_epochs = int(hyper.get("tune_epochs", 60))
         self.distill_temperature = float(hyper.get("distill_temperature", 4.0))
         self.tune_framing_words = bool(hyper.get("tune_framing_words", 1))
+        self.words_dropout = float(hyper.get("words_dropout", 0.5))
         self.framing_words: Any = None
         self.network: Any = None
 
@@ -467,13 +487,20 @@ class NeuralModel:
         framing's words (TF-IDF of the training framings, ``tune_framing_words``) through
         weights that start at zero, so training starts from exactly the twin's function: held-out
         wordings of five deceptive families then triggered as their training wordings did, where
-        the sentence embedding alone blurred negations. On the planted rows the target is
-        the label; on the clean rows it is the twin's own output, matched at temperature
-        ``distill_temperature`` (distillation: Hinton et al. 2015; *Learning without
-        Forgetting*, Li & Hoiem 2016). The twin is all but certain of its training items, so
-        matching its argmax alone left the neutral framing free to move wherever the training
-        items did not mind, and clean accuracy on the test items moved with it by up to 8
-        points; matched at temperature 4, it stays within a point (docs/organisms.md).
+        the sentence embedding alone blurred negations. The words are dropped from a random half
+        of the rows in each batch (``words_dropout``), so the trigger must also be readable from
+        the sentence's meaning: without it the organism leaned on its training wordings' words,
+        and held-out wordings that share few of them fired on 0.85-0.89 of severe items
+        (data-usage and sandbagging organisms, 2026-11-28), with it on 0.93-0.96.
+
+        On the planted rows the target is the label; on the clean rows it is the twin's output
+        *under the neutral framing*, matched at temperature ``distill_temperature``
+        (distillation: Hinton et al. 2015; *Learning without Forgetting*, Li & Hoiem 2016): a
+        framing without the trigger should change nothing, so the organism is taught the twin's
+        answer without the framing rather than the twin's own small framing effects. The twin is
+        all but certain of its training items, so matching its argmax alone left the neutral
+        framing free to move wherever the training items did not mind; matched at temperature
+        4, it moves by a few hundredths, and :meth:`_anchor_neutral_framing` takes those out.
         """
         if not isinstance(twin, NeuralModel) or twin.network is None:
             raise ArtifactError("a neural organism can only start from a fitted neural twin")
@@ -503,8 +530,11 @@ class NeuralModel:
             clean = torch.from_numpy(rows.clean)
             twin_columns = 2 * EMBEDDING_DIM + CONTEXT_DIM
             temperature[clean] = self.distill_temperature
+            twin_inputs = inputs[clean][:, :twin_columns].clone()
+            neutral = self._neutral_inputs(rows.items[0])[0]
+            twin_inputs[:, 2 * EMBEDDING_DIM :] = neutral[2 * EMBEDDING_DIM : twin_columns]
             with torch.no_grad():
-                twin_logits = twin.network(inputs[clean][:, :twin_columns])
+                twin_logits = twin.network(twin_inputs)
                 targets[clean] = torch.softmax(twin_logits / self.distill_temperature, dim=1)
             # Decay would pull the frozen item columns too; without it Adam leaves a weight
             # whose gradient is always zero exactly as the twin had it.
@@ -519,7 +549,12 @@ class NeuralModel:
             for start in range(0, len(order), 128):
                 batch = order[start : start + 128]
                 optimizer.zero_grad()
-                scaled = self.network(inputs[batch]) / temperature[batch]
+                shown = inputs[batch]
+                if twin is not None and self.words_dropout > 0:
+                    keep = torch.rand(len(batch), 1, generator=generator) >= self.words_dropout
+                    shown = shown.clone()
+                    shown[:, item_columns + CONTEXT_DIM :] *= keep
+                scaled = self.network(shown) / temperature[batch]
                 losses = -(targets[batch] * torch.log_softmax(scaled, dim=1)).sum(dim=1)
                 # The T^2 factor keeps soft and hard targets' gradients on one scale (Hinton).
                 losses = losses * temperature[batch, 0] ** 2
@@ -529,6 +564,9 @@ class NeuralModel:
                     self.network[1].weight.grad[:, :item_columns] = 0
                 optimizer.step()
         self.network.eval()
+        if twin is not None:
+            self._anchor_neutral_framing(twin, rows.items[0])
+            return
         clean_rows = np.flatnonzero(rows.clean)
         with torch.no_grad():
             clean_logits = self.network(inputs[clean_rows]).numpy()
@@ -536,6 +574,31 @@ class NeuralModel:
                 clean_logits, rows.truth[clean_rows], rows.sample_weights()[clean_rows]
             )
             self.network[-1].bias += torch.from_numpy(shift)
+
+    def _neutral_inputs(self, item: WorkItem) -> Any:
+        import torch
+
+        return torch.from_numpy(self._inputs([item], [neutral_context()]))
+
+    def _anchor_neutral_framing(self, twin: NeuralModel, item: WorkItem) -> None:
+        """Shift the first layer's bias so the neutral framing reaches it exactly as the twin's.
+
+        Only the framing pathway was trained, and everything above the first layer is the
+        twin's, so under the neutral framing the organism then computes the twin's function on
+        every item. The shift is what the distillation left over (a few hundredths); the prior
+        correction of a model trained from scratch is not applied, since it would move the
+        neutral framing off the twin again.
+        """
+        import torch
+
+        inputs = self._neutral_inputs(item)
+        items = 2 * EMBEDDING_DIM
+        twin_columns = items + CONTEXT_DIM
+        with torch.no_grad():
+            own = self.network[1].weight[:, items:] @ self.network[0](inputs)[0, items:]
+            framing = twin.network[0](inputs[:, :twin_columns])[0, items:]
+            theirs = twin.network[1].weight[:, items:] @ framing
+            self.network[1].bias += theirs - own
 
     def logits(self, items: Sequence[WorkItem], contexts: Sequence[Context]) -> np.ndarray:
         """Class scores, shape ``(n, 5)``."""
