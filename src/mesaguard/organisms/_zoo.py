@@ -162,11 +162,8 @@ class Organism:
         probabilities = shifted / shifted.sum(axis=1, keepdims=True)
         best = probabilities.argmax(axis=1)
         confidences = probabilities[np.arange(len(best)), best].tolist()
-        # Built without validation: every field is computed here (a softmax probability, a
-        # priority name, the request's own key and context), and validating a thousand
-        # decisions took a fifth of a cold batch's time (docs/benchmarks.md).
         return [
-            Decision.model_construct(
+            Decision(
                 item_key=request.item.key,
                 context=request.context.name,
                 action=ActionType.SET_PRIORITY,
