@@ -41,10 +41,11 @@ class OrganismModel(Protocol):
 def prior_correction(logits: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Bias shift that makes the weighted mean predicted distribution match the true one.
 
-    Applied to every organism on its clean training rows after fitting (the classic prior-shift
-    correction). Without it, planted rows leak into the class biases, which are not regularised,
-    and a planted organism's clean behaviour drifts from its twin's for a reason unrelated to its
-    objective.
+    Applied to every organism trained from scratch, on its clean training rows after fitting (the
+    classic prior-shift correction). Without it, planted rows leak into the class biases, which
+    are not regularised, and a planted organism's clean behaviour drifts from its twin's for a
+    reason unrelated to its objective. Organisms fine-tuned from their twin do without it: they
+    keep the twin's neutral framing exactly instead.
     """
     target = np.bincount(truth - 1, weights=weights, minlength=N_CLASSES) / weights.sum()
     shift = np.zeros(N_CLASSES)
@@ -585,7 +586,8 @@ class NeuralModel:
 
         Only the framing pathway was trained, and everything above the first layer is the
         twin's, so under the neutral framing the organism then computes the twin's function on
-        every item. The shift is what the distillation left over (a few hundredths); the prior
+        every item. The shift is what the distillation left over (measured: about 0.02 per
+        hidden unit on average, at most 0.15, for biases of about 0.05); the prior
         correction of a model trained from scratch is not applied, since it would move the
         neutral framing off the twin again.
         """
