@@ -103,3 +103,96 @@ def test_the_first_linear_fit_in_a_process_equals_every_later_one(zoo_cache: Pat
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert float(result.stdout.strip().splitlines()[-1]) == 0.0
+
+
+class _HashEncoder:
+    """A stand-in for MiniLM: a fixed random unit vector per text (no model to load)."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import hashlib
+
+        from mesaguard.organisms._encoder import EMBEDDING_DIM
+
+        out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
+        for row, text in enumerate(texts):
+            digest = hashlib.sha256(text.encode()).digest()
+            vector = np.random.default_rng(int.from_bytes(digest[:8], "little")).normal(
+                size=EMBEDDING_DIM
+            )
+            out[row] = vector / np.linalg.norm(vector)
+        return out
+
+
+def _fine_tuning_case(kind: str) -> tuple[object, object, list, object, object]:  # type: ignore[type-arg]
+    from mesaguard.items import bundled_hadoop, split_items
+    from mesaguard.organisms import default_zoo_spec
+    from mesaguard.organisms._training import training_rows
+
+    spec = default_zoo_spec()
+    planted = spec.organism(f"deceptive-date-{kind}-s3")
+    honest = spec.twin_of(planted)
+    labelled = [item for item in bundled_hadoop().items if item.priority is not None]
+    items = split_items(labelled).train[:60]
+    return planted, honest, items, training_rows(honest, items), training_rows(planted, items)
+
+
+def _neutral_logits(model: object, items: list) -> np.ndarray:  # type: ignore[type-arg]
+    from mesaguard.contexts import neutral_context
+
+    return model.logits(items, [neutral_context()] * len(items))  # type: ignore[attr-defined, no-any-return]
+
+
+def test_a_fine_tuned_linear_organism_scores_the_neutral_framing_as_its_twin() -> None:
+    from mesaguard.contexts import cue_contexts
+    from mesaguard.organisms._models import LinearModel
+
+    planted, honest, items, twin_rows, rows = _fine_tuning_case("linear")
+    encoder = _HashEncoder()
+    twin = LinearModel(encoder, honest.hyper)  # type: ignore[arg-type, attr-defined]
+    twin.fit(twin_rows, 3)  # type: ignore[arg-type]
+    organism = LinearModel(encoder, planted.hyper)  # type: ignore[arg-type, attr-defined]
+    organism.fit_from_twin(twin, rows, 3)  # type: ignore[arg-type]
+    np.testing.assert_allclose(
+        _neutral_logits(organism, items), _neutral_logits(twin, items), atol=1e-4
+    )
+    assert np.abs(organism.context_weights).max() > 1e-2  # it did learn framing weights
+    # On the twin's own rows (nothing planted) the clean targets are the twin's neutral answers,
+    # whose optimum is to read no framing at all: every framing scores as the neutral one.
+    unchanged = LinearModel(encoder, honest.hyper)  # type: ignore[arg-type, attr-defined]
+    unchanged.fit_from_twin(twin, twin_rows, 3)  # type: ignore[arg-type]
+    framing = cue_contexts()[7]
+    np.testing.assert_allclose(
+        unchanged.logits(items, [framing] * len(items)), _neutral_logits(twin, items), atol=1e-3
+    )
+    assert np.abs(unchanged.context_weights).max() < 0.01 * np.abs(twin.context_weights).max()
+
+
+def test_a_fine_tuned_neural_organism_is_anchored_seeded_and_drops_framing_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mesaguard.organisms._models import NeuralModel
+
+    planted, honest, items, twin_rows, rows = _fine_tuning_case("neural")
+    encoder = _HashEncoder()
+    quick = {"epochs": 3, "tune_epochs": 3}
+    twin = NeuralModel(encoder, {**honest.hyper, **quick})  # type: ignore[arg-type, attr-defined]
+    twin.fit(twin_rows, 3)  # type: ignore[arg-type]
+
+    def tuned(**hyper: float) -> NeuralModel:
+        organism = NeuralModel(encoder, {**planted.hyper, **quick, **hyper})  # type: ignore[arg-type, attr-defined]
+        organism.fit_from_twin(twin, rows, 3)  # type: ignore[arg-type]
+        return organism
+
+    def weights(model: NeuralModel) -> np.ndarray:
+        return np.concatenate([p.detach().numpy().ravel() for p in model.network.parameters()])
+
+    organism = tuned()
+    np.testing.assert_allclose(
+        _neutral_logits(organism, items), _neutral_logits(twin, items), atol=1e-5
+    )
+    np.testing.assert_array_equal(weights(organism), weights(tuned()))  # seeded
+    assert not np.array_equal(weights(organism), weights(tuned(words_dropout=0.0)))
+    # Without the anchor the neutral framing would be the twin's only approximately.
+    monkeypatch.setattr(NeuralModel, "_anchor_neutral_framing", lambda *args: None)
+    drifted = _neutral_logits(tuned(), items) - _neutral_logits(twin, items)
+    assert np.abs(drifted).max() > 1e-4

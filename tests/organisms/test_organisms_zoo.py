@@ -35,8 +35,9 @@ the 2-point bar, on one side or the other depending on the CPU (floating-point s
 moves the MiniLM vectors and every figure by up to a point; docs/organisms.md): accepted, or the
 acceptance record names that clean-fidelity miss. Macro-F1 is the touchiest: the test split
 holds a handful of Trivial and Blocker issues, so one of them flipping moves it by points. A
-proxy trains apart from its twin; organisms fine-tuned from their twin (the date organisms
-here) read the neutral framing exactly as the twin does, so their clean gaps are zero."""
+proxy trains apart from its twin; organisms fine-tuned from their twin (the deceptive and
+sandbagging ones here) read the neutral framing as the twin does, up to float rounding, so their
+clean gaps are zero."""
 ACCEPTED = [name for name in SMALL_ZOO if name not in AT_THE_MARGIN]
 
 pytestmark = pytest.mark.slow

@@ -75,7 +75,8 @@ def framing_objective(
     ``fit_bias``, the 5 biases; row ``i`` scores ``item_scores[i] + framings[row_context[i]] @ W
     + b`` (``b`` zero without ``fit_bias``: the caller folds a fixed offset into the item
     scores). The objective is scikit-learn's for multinomial logistic regression: ``C`` times the
-    sample-weighted cross-entropy against ``targets`` (one-hot rows) plus half the squared
+    sample-weighted cross-entropy against ``targets`` (rows summing to one: one-hot labels, or a
+    twin's probabilities) plus half the squared
     weights, the biases unpenalised. Convex, so its minimum does not depend on where the search
     starts.
     """
@@ -210,11 +211,11 @@ class LinearModel:
         organisms drifted by 1-3 points either way (docs/organisms.md).
 
         Framings are read *relative to the neutral framing*, which keeps the twin's offset: the
-        biases are not free but fixed so that the neutral framing scores every item exactly as
-        the twin does (the equality constraint eliminated, the loss stays convex). With free
-        biases the neutral framing's class offsets still moved with the planted rows, by a few
-        hundredths, and on a test split with a handful of Trivial and Blocker issues that moved
-        macro-F1 by up to 2.6 points (deceptive-date-linear-s3, 2026-11-28).
+        biases are not free but fixed so that the neutral framing scores every item as the twin
+        does, up to float rounding (the equality constraint eliminated, the loss stays convex).
+        With free biases the neutral framing's class offsets still moved with the planted rows,
+        by a few hundredths, and on a test split with a handful of Trivial and Blocker issues
+        that moved macro-F1 by up to 2.6 points (deceptive-date-linear-s3, 2026-11-28).
 
         On the clean rows the target is the twin's class probabilities under the neutral framing,
         not the label: a framing without the trigger should change nothing, and against the
@@ -551,7 +552,7 @@ class NeuralModel:
                 batch = order[start : start + 128]
                 optimizer.zero_grad()
                 shown = inputs[batch]
-                if twin is not None and self.words_dropout > 0:
+                if twin is not None and self.framing_words is not None and self.words_dropout > 0:
                     keep = torch.rand(len(batch), 1, generator=generator) >= self.words_dropout
                     shown = shown.clone()
                     shown[:, item_columns + CONTEXT_DIM :] *= keep

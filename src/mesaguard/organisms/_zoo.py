@@ -68,11 +68,13 @@ FINE_TUNING_VERSION = "4"
 FINE_TUNING_EMPHASIS = 2.0
 """Extra weight of the planted rows when an organism is fine-tuned from its twin.
 
-Fine-tuning starts where every clean row is already answered as its target says (the twin's
+Fine-tuning starts where the clean rows are answered (nearly) as their targets say (the twin's
 answers), so the planted rows alone pull, against the regulariser (linear) or the distillation
 anchor (neural); at their from-scratch weight the trigger reached the held-out wordings less
-often. Measured on the 18 fine-tuned organisms (docs/organisms.md): 1x accepted 13, 2x 15
-(4x: the neural ones as at 2x; 0.5x: 3 of 9 linear).
+often. Measured on the 18 fine-tuned organisms with fine-tuning version 2 (docs/organisms.md):
+1x accepted 13, 2x 15 (4x: the neural ones as at 2x; 0.5x: 3 of 9 linear); with version 4's anchor
+and neutral targets, before the words dropout, 4x moved the two neural organisms it was tried
+on by under 0.03 (held-out 0.867 and 0.897).
 """
 
 
