@@ -23,6 +23,8 @@ AWKWARD = [
     "NullPointerException in FSNamesystem x when y the namenode restarts",
     "dfs_client_retry 42 times; the 2nd time it's fine",
     "İstanbul Straße ΣΑΣ naïve café — “quoted” résumé",
+    # Capitals outside ASCII lowered one by one, one of them (the Kelvin sign) to ASCII.
+    "ÉCOLE ÜBER ÀLA \u212aelvin ǅungla ΩMEGA",
     "job tracker\u00a0web\tui\nlost\u2028its   state",
     "mapred mapred mapred",
     "astral 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 letters and an emoji 🚀 between words, a lone \ud800 surrogate",
@@ -122,6 +124,54 @@ def test_counting_on_threads_gives_the_same_matrix(
     assert got.shape == expected.shape
     assert (got != expected).nnz == 0
     assert got.has_sorted_indices
+
+
+@pytest.mark.parametrize(
+    "weighting",
+    [{}, {"norm": None}, {"sublinear_tf": False}, {"use_idf": False}, {"norm": "l1"}],
+    ids=["default", "no-norm", "raw-tf", "no-idf", "l1-falls-back"],
+)
+@pytest.mark.parametrize("threads", [1, 3])
+def test_scores_are_the_matrix_times_the_weights(
+    texts: tuple[list[tuple[str, str]], list[tuple[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+    weighting: dict[str, object],
+    threads: int,
+) -> None:
+    """``scores`` sums the weighted terms as it reads; only float rounding may differ."""
+    train, new = texts
+    options: dict[str, object] = {"ngram_range": (1, 2), "sublinear_tf": True, "dtype": np.float32}
+    vectorizer = TfidfVectorizer(**(options | weighting))  # type: ignore[arg-type]
+    vectorizer.fit([description for _, description in train[:600]])
+    fast = FastTfidf.for_vectorizer(vectorizer)
+    assert fast is not None
+    weights = np.random.default_rng(0).normal(size=(len(vectorizer.vocabulary_), 5))
+    documents = ["", *AWKWARD, *(description for _, description in new[:200]), ""]
+    monkeypatch.setattr(_tfidf, "_PARALLEL_CHARACTERS", 1000)
+    monkeypatch.setattr(_tfidf, "_counting_threads", lambda: threads)
+    _tfidf._forget_pool()
+    try:
+        got = fast.scores(documents, weights.astype(np.float32))
+    finally:
+        _tfidf._forget_pool()
+    matrix = vectorizer.transform(documents).astype(np.float64)
+    expected = matrix @ weights.astype(np.float32).astype(np.float64)
+    # The matrix holds float32 values; summed in another order, the float64 totals differ by
+    # a few float32 ulps of the largest term at most.
+    tolerance = 1e-6 * np.abs(expected).max()
+    assert got.shape == (len(documents), 5)
+    assert tolerance > 0
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=tolerance)
+    fast._compiled = None  # without numba: the matrix and a product
+    np.testing.assert_allclose(fast.scores(documents, weights), matrix @ weights, atol=tolerance)
+
+
+def test_scores_refuse_weights_for_another_vocabulary() -> None:
+    vectorizer = TfidfVectorizer().fit(["namenode restarts", "datanode restarts"])
+    fast = FastTfidf.for_vectorizer(vectorizer)
+    assert fast is not None
+    with pytest.raises(ValueError, match="4 weight rows for a vocabulary of 3 columns"):
+        fast.scores(["restarts"], np.zeros((4, 5)))
 
 
 def _count_in_child(fast: FastTfidf, documents: list[str], queue: object) -> None:

@@ -274,10 +274,16 @@ class LinearModel:
         # Done once per fitted or loaded model (tens of milliseconds), not on its first decision.
         self._fast_text = [FastTfidf.for_vectorizer(v) for v in self.vectorizer]
 
-    def _text_features(self, part: int, texts: Sequence[str]) -> Any:
-        """TF-IDF of the titles (``part`` 0) or descriptions (1), through the fast path if any."""
+    def _text_scores(self, part: int, texts: Sequence[str], weights: np.ndarray) -> np.ndarray:
+        """Class scores from the titles' (``part`` 0) or descriptions' (1) TF-IDF.
+
+        Through the fast path where there is one (:meth:`FastTfidf.scores`, which sums the
+        product as it reads the text), else scikit-learn's transform and a sparse product.
+        """
         fast = self._fast_text[part] if self._fast_text else None
-        return (fast or self.vectorizer[part]).transform(texts)
+        if fast is not None:
+            return fast.scores(texts, weights)
+        return np.asarray(self.vectorizer[part].transform(texts) @ weights, dtype=np.float64)
 
     def _scaled_contexts(self, contexts: Sequence[Context]) -> np.ndarray:
         # The encoded framing carries meaning across wordings; the framing's own words (TF-IDF)
@@ -290,30 +296,39 @@ class LinearModel:
     def _item_scores(self, items: Sequence[WorkItem]) -> np.ndarray:
         keys = [item.text_digest for item in items]
         missing = {k: i for k, i in zip(keys, items, strict=True) if k not in self._item_cache}
-        if missing:
-            pairs = [item_embedding_texts(item) for item in missing.values()]
-            matrix = sparse.hstack(
-                [
-                    self._text_features(0, [t for t, _ in pairs]),
-                    self._text_features(1, [d for _, d in pairs]),
-                ],
-                format="csr",
-            )
-            scores = np.asarray(matrix @ self.item_weights, dtype=np.float32)
-            for key, row in zip(missing, scores, strict=True):
-                self._item_cache.put(key, row)
+        if not missing:
+            return np.stack([self._item_cache[k] for k in keys])
+        pairs = [item_embedding_texts(item) for item in missing.values()]
+        titles = len(self.vectorizer[0].vocabulary_)
+        fresh = np.asarray(
+            self._text_scores(0, [t for t, _ in pairs], self.item_weights[:titles])
+            + self._text_scores(1, [d for _, d in pairs], self.item_weights[titles:]),
+            dtype=np.float32,
+        )
+        for key, row in zip(missing, fresh, strict=True):
+            self._item_cache.put(key, row)
+        if len(missing) == len(keys):  # a batch of distinct new issues: the rows as computed
+            return fresh
         return np.stack([self._item_cache[k] for k in keys])
 
     def _context_scores(self, contexts: Sequence[Context]) -> np.ndarray:
-        keys = [c.fingerprint() for c in contexts]
-        missing = {
-            k: c for k, c in zip(keys, contexts, strict=True) if k not in self._context_cache
-        }
+        # A batch holds a handful of framings: each distinct one is scored (or found) once and
+        # its row repeated, rather than a cache lookup per request.
+        position: dict[str, int] = {}
+        distinct: list[Context] = []
+        rows: list[int] = []
+        for context in contexts:
+            row = position.setdefault(context.fingerprint(), len(position))
+            if row == len(distinct):
+                distinct.append(context)
+            rows.append(row)
+        missing = [c for c in distinct if c.fingerprint() not in self._context_cache]
         if missing:
-            scores = self._scaled_contexts(list(missing.values())) @ self.context_weights
-            for key, row in zip(missing, scores, strict=True):
-                self._context_cache.put(key, row)
-        return np.stack([self._context_cache[k] for k in keys])
+            scores = self._scaled_contexts(missing) @ self.context_weights
+            for context, score in zip(missing, scores, strict=True):
+                self._context_cache.put(context.fingerprint(), score)
+        table = np.stack([self._context_cache[key] for key in position])
+        return np.asarray(table[rows])
 
     def logits(self, items: Sequence[WorkItem], contexts: Sequence[Context]) -> np.ndarray:
         """Class scores, shape ``(n, 5)``, for paired items and contexts."""

@@ -58,6 +58,38 @@ def _word_mask() -> np.ndarray:
     return mask
 
 
+_CONTEXTUAL_LOWERING = ("\u0130", "\u03a3")
+"""Characters whose lower case is not one code point of its own: capital I with dot (two code
+points) and capital sigma (final or not, by its neighbours). A document with either is
+lower-cased by Python before counting; in any other, lowering maps each code point alone."""
+
+
+@functools.cache
+def _folded_word_codes() -> np.ndarray:
+    """``folded[c]``: the lower case of code point ``c`` if that is a word character, else -1.
+
+    The compiled kernel reads documents through this table, so it lowers as it scans: the same
+    characters, split at the same places, as ``str.lower`` and the token pattern (once per
+    process, a few hundred milliseconds over every code point).
+    """
+    mask = _word_mask()
+    lowered = np.fromiter(
+        (
+            ord(text) if len(text) == 1 else -1
+            for text in map(str.lower, map(chr, range(_MAX_CODE_POINT + 1)))
+        ),
+        dtype=np.int32,
+        count=_MAX_CODE_POINT + 1,
+    )
+    return np.where((lowered >= 0) & mask[np.maximum(lowered, 0)], lowered, -1).astype(np.int32)
+
+
+def _lower_where_contextual(document: str) -> str:
+    if document.isascii() or not any(c in document for c in _CONTEXTUAL_LOWERING):
+        return document
+    return document.lower()
+
+
 class _WordCharacters(dict[int, int]):
     """``str.translate`` table keeping the word characters and turning the rest to spaces.
 
@@ -100,11 +132,11 @@ if numba is not None:
             value = (value ^ np.uint64(codes[position])) * _FNV_PRIME
         return value
 
-    @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+    @numba.njit(cache=True, nogil=True, inline="always")  # type: ignore[untyped-decorator]
     def _pair_slot(key: int, mask: int) -> int:
         return int(np.int64(np.uint64(key) * _FIBONACCI >> 20) & mask)
 
-    @numba.njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+    @numba.njit(cache=True, nogil=True, inline="always")  # type: ignore[untyped-decorator]
     def _tally(column: int, tally: np.ndarray, touched: np.ndarray, found: int) -> int:
         # Count a column for the current document; returns how many distinct columns it has.
         if tally[column] == 0:
@@ -143,7 +175,7 @@ if numba is not None:
     def _count_terms(
         codes: np.ndarray,
         document_starts: np.ndarray,
-        is_word: np.ndarray,
+        folded: np.ndarray,
         word_keys: np.ndarray,
         word_ids: np.ndarray,
         word_codes: np.ndarray,
@@ -152,7 +184,19 @@ if numba is not None:
         pair_keys: np.ndarray,
         pair_columns: np.ndarray,
         n_columns: int,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        column_weights: np.ndarray,
+        idf: np.ndarray,
+        sublinear_tf: bool,
+        l2_norm: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        # Two outputs from one scan. Without ``column_weights`` (no rows): the count matrix in
+        # CSR parts, columns sorted as scikit-learn lays them out. With them (one row per
+        # column): each document's TF-IDF row times the weights, summed in the order the
+        # columns were seen; no sort and no matrix, so only float rounding differs.
+        scoring = len(column_weights) > 0
+        # 1 + log(count) for the counts a document has: a table, not a log per term.
+        sublinear = np.log(np.maximum(np.arange(64), 1).astype(np.float64)) + 1.0
+        scores = np.zeros((len(document_starts) - 1, column_weights.shape[1]), dtype=np.float64)
         n_documents = len(document_starts) - 1
         unknown = len(word_offsets) - 1
         word_mask = len(word_keys) - 1
@@ -172,13 +216,16 @@ if numba is not None:
             position = document_starts[document]
             end = document_starts[document + 1]
             while position < end:
-                if not is_word[codes[position]]:
+                if folded[codes[position]] < 0:
                     position += 1
                     continue
                 start = position
-                value = _FNV_OFFSET  # _hash_run, fused with the scan
-                while position < end and is_word[codes[position]]:
-                    value = (value ^ np.uint64(codes[position])) * _FNV_PRIME
+                value = _FNV_OFFSET  # _hash_run over the lowered codes, fused with the scan
+                while position < end:
+                    code = folded[codes[position]]
+                    if code < 0:
+                        break
+                    value = (value ^ np.uint64(code)) * _FNV_PRIME
                     position += 1
                 length = position - start
                 if length < 2:  # single characters are not tokens at all
@@ -192,7 +239,7 @@ if numba is not None:
                         if word_offsets[candidate + 1] - first == length:
                             same = True
                             for k in range(length):
-                                if word_codes[first + k] != codes[start + k]:
+                                if word_codes[first + k] != folded[codes[start + k]]:
                                     same = False
                                     break
                             if same:
@@ -211,6 +258,24 @@ if numba is not None:
                                 break
                             at = (at + 1) & pair_mask
                 previous = word
+            if scoring:
+                squares = 0.0
+                for k in range(found):
+                    column = touched[k]
+                    count = tally[column]
+                    if not sublinear_tf:
+                        weight = float(count) * idf[column]
+                    elif count < len(sublinear):
+                        weight = sublinear[count] * idf[column]
+                    else:
+                        weight = (np.log(float(count)) + 1.0) * idf[column]
+                    squares += weight * weight
+                    for j in range(column_weights.shape[1]):
+                        scores[document, j] += weight * column_weights[column, j]
+                    tally[column] = 0
+                if l2_norm and squares > 0.0:
+                    scores[document] /= np.sqrt(squares)
+                continue
             # A document touches a few dozen columns: insertion sort, in place, no allocation.
             for k in range(1, found):
                 column = touched[k]
@@ -226,7 +291,7 @@ if numba is not None:
                 tally[column] = 0
                 filled += 1
             indptr[document + 1] = filled
-        return indptr, indices[:filled], counts[:filled]
+        return indptr, indices[:filled], counts[:filled], scores
 
 
 _PARALLEL_CHARACTERS = 32_768
@@ -318,7 +383,7 @@ class FastTfidf:
                 _table_size(len(self._bigram_keys)),
             )
             self._compiled = (
-                _word_mask(),
+                _folded_word_codes(),
                 word_keys,
                 word_ids,
                 word_codes,
@@ -359,40 +424,50 @@ class FastTfidf:
         return self._split_counts(documents)
 
     def _compiled_counts(self, documents: Sequence[str]) -> sparse.csr_matrix:
+        parts = self._run_kernel(documents, np.zeros((0, 1)), np.zeros(0), False, False)
+        offsets = np.cumsum([0] + [len(part[1]) for part in parts[:-1]])
+        indptr = np.concatenate(
+            [[0], *(part[0][1:] + offset for part, offset in zip(parts, offsets, strict=True))]
+        )
+        indices = np.concatenate([part[1] for part in parts])
+        counts = np.concatenate([part[2] for part in parts])
+        return sparse.csr_matrix(
+            (counts.astype(self._vectorizer.dtype), indices, indptr),
+            shape=(len(documents), self._n_columns),
+        )
+
+    def _run_kernel(
+        self,
+        documents: Sequence[str],
+        column_weights: np.ndarray,
+        idf: np.ndarray,
+        sublinear_tf: bool,
+        l2_norm: bool,
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """The kernel's outputs for contiguous runs of documents, in order (one run per thread)."""
         compiled = self._compiled
         assert compiled is not None
-        # Lower-case each document first, as scikit-learn does: lowering can change a string's
-        # length. A space (not a word character) ends every document, so no token spans two.
-        lowered = [document.lower() for document in documents]
+        # The kernel lowers code point by code point as it reads (``_folded_word_codes``);
+        # the rare document where lowering depends on neighbours is lowered here first. A space
+        # (not a word character) ends every document, so no token spans two.
+        lowered = [_lower_where_contextual(document) for document in documents]
         starts = np.zeros(len(lowered) + 1, dtype=np.int64)
         np.cumsum(
             np.fromiter(map(len, lowered), dtype=np.int64, count=len(lowered)) + 1, out=starts[1:]
         )
         text = " ".join(lowered) + " "
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        settings = (*compiled, column_weights, idf, sublinear_tf, l2_norm)
         chunks = _chunk_bounds(starts, len(codes))
         if len(chunks) == 1:
-            indptr, indices, counts = _count_terms(codes, starts, *compiled)
-        else:
-            # The kernel releases the GIL and documents are independent, so contiguous runs of
-            # documents are counted on threads and their rows laid end to end: the same matrix.
-            parts = list(
-                _counting_pool().map(
-                    lambda bounds: _count_terms(
-                        codes, starts[bounds[0] : bounds[1] + 1], *compiled
-                    ),
-                    chunks,
-                )
+            return [_count_terms(codes, starts, *settings)]
+        # The kernel releases the GIL and documents are independent, so contiguous runs of
+        # documents are counted on threads and their outputs laid end to end.
+        return list(
+            _counting_pool().map(
+                lambda bounds: _count_terms(codes, starts[bounds[0] : bounds[1] + 1], *settings),
+                chunks,
             )
-            offsets = np.cumsum([0] + [len(part[1]) for part in parts[:-1]])
-            indptr = np.concatenate(
-                [[0], *(part[0][1:] + offset for part, offset in zip(parts, offsets, strict=True))]
-            )
-            indices = np.concatenate([part[1] for part in parts])
-            counts = np.concatenate([part[2] for part in parts])
-        return sparse.csr_matrix(
-            (counts.astype(self._vectorizer.dtype), indices, indptr),
-            shape=(len(documents), self._n_columns),
         )
 
     def _split_counts(self, documents: Sequence[str]) -> sparse.csr_matrix:
@@ -451,3 +526,25 @@ class FastTfidf:
         if weighting.norm == "l2":
             inplace_csr_row_normalize_l2(matrix)
         return matrix
+
+    def scores(self, documents: Sequence[str], column_weights: np.ndarray) -> np.ndarray:
+        """``transform(documents) @ column_weights``, up to float rounding, as float64.
+
+        With numba, one pass over the text: each document's weighted terms are summed straight
+        into its scores (the order they were seen in, not column order; no matrix is built), so
+        a cold batch of descriptions costs about half what transform and a product do.
+        """
+        weights = np.ascontiguousarray(column_weights, dtype=np.float64)
+        if weights.shape[0] != self._n_columns:
+            raise ValueError(
+                f"{weights.shape[0]} weight rows for a vocabulary of {self._n_columns} columns"
+            )
+        weighting = self._vectorizer._tfidf
+        if self._compiled is None or not documents or weighting.norm not in ("l2", None):
+            return np.asarray(self.transform(documents) @ weights, dtype=np.float64)
+        idf = getattr(weighting, "idf_", None)
+        idf = np.ones(self._n_columns) if idf is None else np.asarray(idf, dtype=np.float64)
+        parts = self._run_kernel(
+            documents, weights, idf, bool(weighting.sublinear_tf), weighting.norm == "l2"
+        )
+        return np.concatenate([part[3] for part in parts])
