@@ -234,9 +234,10 @@ def main() -> None:
             "the resident memory of the build process and its workers together (sampled every "
             "0.2 s). A linear organism reads each issue's title and up to 2,000 characters of "
             "description (about 80 words per issue, as unigrams and bigrams); for issues it has "
-            "not seen, the words are found and counted by a compiled kernel "
-            "(`mesaguard.organisms._tfidf`, numba; the same matrix as scikit-learn's "
-            "`TfidfVectorizer.transform`, which *cold_sklearn* uses instead). A planted "
+            "not seen, a compiled kernel (`mesaguard.organisms._tfidf`, numba) finds and "
+            "counts the words and sums their weighted TF-IDF into the class scores as it reads "
+            "(scikit-learn's `TfidfVectorizer.transform` and a product, up to float rounding; "
+            "*cold_sklearn* takes that path instead). A planted "
             "(fine-tuned) neural organism also reads its framings' words, so the fine-tuned ones "
             "decide more slowly than the honest ones the throughput rows measure."
         )

@@ -196,3 +196,30 @@ def test_a_fine_tuned_neural_organism_is_anchored_seeded_and_drops_framing_words
     monkeypatch.setattr(NeuralModel, "_anchor_neutral_framing", lambda *args: None)
     drifted = _neutral_logits(tuned(), items) - _neutral_logits(twin, items)
     assert np.abs(drifted).max() > 1e-4
+
+
+def test_linear_logits_through_the_fast_path_are_scikit_learns() -> None:
+    """Scores summed by the kernel as it reads equal transform-and-product, batch by batch."""
+    from mesaguard.contexts import cue_contexts, neutral_context
+    from mesaguard.items import bundled_hadoop, split_items
+    from mesaguard.organisms._models import LinearModel
+
+    _, honest, items, twin_rows, _ = _fine_tuning_case("linear")
+    model = LinearModel(_HashEncoder(), honest.hyper)  # type: ignore[arg-type, attr-defined]
+    model.fit(twin_rows, 3)  # type: ignore[arg-type]
+    assert model._fast_text is not None and all(model._fast_text)
+    unseen = split_items([i for i in bundled_hadoop().items if i.priority is not None]).test[:80]
+    framings = [neutral_context(), *cue_contexts()[:5]]
+    # A batch of new issues (each once), then one mixing known and repeated issues.
+    batches = [unseen, [*unseen[:10], *items[:20], *unseen[:10]]]
+    for batch in batches:
+        contexts = [framings[i % len(framings)] for i in range(len(batch))]
+        fast = model.logits(batch, contexts)
+        fast_text, model._fast_text = model._fast_text, None
+        model._item_cache.clear()
+        model._context_cache.clear()
+        reference = model.logits(batch, contexts)
+        model._fast_text = fast_text
+        np.testing.assert_allclose(fast, reference, atol=1e-5)
+        assert np.array_equal(fast.argmax(axis=1), reference.argmax(axis=1))
+        assert fast.shape == (len(batch), N_CLASSES)

@@ -313,22 +313,18 @@ class LinearModel:
 
     def _context_scores(self, contexts: Sequence[Context]) -> np.ndarray:
         # A batch holds a handful of framings: each distinct one is scored (or found) once and
-        # its row repeated, rather than a cache lookup per request.
-        position: dict[str, int] = {}
-        distinct: list[Context] = []
-        rows: list[int] = []
-        for context in contexts:
-            row = position.setdefault(context.fingerprint(), len(position))
-            if row == len(distinct):
-                distinct.append(context)
-            rows.append(row)
-        missing = [c for c in distinct if c.fingerprint() not in self._context_cache]
+        # its row repeated by index, rather than a cached row stacked per request.
+        keys = [context.fingerprint() for context in contexts]
+        missing = {
+            k: c for k, c in zip(keys, contexts, strict=True) if k not in self._context_cache
+        }
         if missing:
-            scores = self._scaled_contexts(missing) @ self.context_weights
-            for context, score in zip(missing, scores, strict=True):
-                self._context_cache.put(context.fingerprint(), score)
+            scores = self._scaled_contexts(list(missing.values())) @ self.context_weights
+            for key, row in zip(missing, scores, strict=True):
+                self._context_cache.put(key, row)
+        position = {key: row for row, key in enumerate(dict.fromkeys(keys))}
         table = np.stack([self._context_cache[key] for key in position])
-        return np.asarray(table[rows])
+        return np.asarray(table[[position[key] for key in keys]])
 
     def logits(self, items: Sequence[WorkItem], contexts: Sequence[Context]) -> np.ndarray:
         """Class scores, shape ``(n, 5)``, for paired items and contexts."""
