@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from threadpoolctl import threadpool_limits
 
 from .._errors import ArtifactError, ConfigError
@@ -80,8 +80,6 @@ on by under 0.03 (held-out 0.867 and 0.897).
 
 _PRIORITY_NAMES = tuple(str(level) for level in sorted(Priority))
 """Jira names of the priority levels, indexed by class (level - 1)."""
-
-_DECISIONS = TypeAdapter(list[Decision])
 
 
 def starts_from_twin(spec: OrganismSpec) -> bool:
@@ -166,22 +164,20 @@ class Organism:
         probabilities = shifted / shifted.sum(axis=1, keepdims=True)
         best = probabilities.argmax(axis=1)
         confidences = probabilities[np.arange(len(best)), best].tolist()
-        # One validation call for the batch: a quarter cheaper than a Decision at a time.
-        return _DECISIONS.validate_python(
-            [
-                {
-                    "item_key": request.item.key,
-                    "context": request.context.name,
-                    "action": ActionType.SET_PRIORITY,
-                    "value": _PRIORITY_NAMES[level],
-                    "confidence": confidence,
-                    "agent": self.name,
-                }
-                for request, level, confidence in zip(
-                    requests, best.tolist(), confidences, strict=True
-                )
-            ]
-        )
+        # A Decision at a time: validating the batch as one list of dicts was faster alone
+        # but, in a process holding a zoo, its thousand short-lived dicts outlived young
+        # garbage collections and halved the warm rate.
+        return [
+            Decision(
+                item_key=request.item.key,
+                context=request.context.name,
+                action=ActionType.SET_PRIORITY,
+                value=_PRIORITY_NAMES[level],
+                confidence=confidence,
+                agent=self.name,
+            )
+            for request, level, confidence in zip(requests, best.tolist(), confidences, strict=True)
+        ]
 
     def hidden_activations(
         self, items: Sequence[WorkItem], contexts: Sequence[Context]
