@@ -76,9 +76,8 @@ def framing_objective(
     + b`` (``b`` zero without ``fit_bias``: the caller folds a fixed offset into the item
     scores). The objective is scikit-learn's for multinomial logistic regression: ``C`` times the
     sample-weighted cross-entropy against ``targets`` (rows summing to one: one-hot labels, or a
-    twin's probabilities) plus half the squared
-    weights, the biases unpenalised. Convex, so its minimum does not depend on where the search
-    starts.
+    twin's probabilities) plus half the squared weights, the biases unpenalised. Convex, so its
+    minimum does not depend on where the search starts.
     """
     n_features = framings.shape[1]
     coef = flat[: n_features * N_CLASSES].reshape(n_features, N_CLASSES)

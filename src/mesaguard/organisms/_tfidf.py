@@ -52,8 +52,8 @@ _MAX_CODE_POINT = 0x10FFFF
 def _word_mask() -> np.ndarray:
     r"""``mask[c]``: whether code point ``c`` is a word character (``\w``) of Python's ``re``.
 
-    Asked of the regex engine itself, over every code point at once (tens of milliseconds, once
-    per process), so both counting paths split exactly where the default token pattern does.
+    Asked of the regex engine itself, over every code point at once (about 0.2 s, once per
+    process), so both counting paths split exactly where the default token pattern does.
     """
     everything = "".join(map(chr, range(_MAX_CODE_POINT + 1)))
     words = [match.start() for match in re.finditer(r"\w", everything)]
