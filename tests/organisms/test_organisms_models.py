@@ -1,4 +1,4 @@
-"""The linear class: the framing objective (its gradient; it is scikit-learn's), repeatable fits."""
+"""Model objectives (framing weights, a neural proxy's word read): gradients, optima; refits."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import sparse
 from scipy.optimize import check_grad, minimize
 
-from mesaguard.organisms._models import N_CLASSES, framing_objective
+from mesaguard.organisms._models import N_CLASSES, framing_objective, word_pathway_objective
 
 
 def _problem(seed: int) -> tuple[np.ndarray, ...]:
@@ -63,6 +64,67 @@ def test_with_no_item_scores_it_fits_what_scikit_learn_fits() -> None:
     reference = LogisticRegression(C=0.7, tol=1e-10, max_iter=10_000)
     reference.fit(design, labels, sample_weight=weights)
     np.testing.assert_allclose(ours, reference.predict_proba(design), atol=1e-4)
+
+
+def _word_problem(seed: int) -> tuple[object, ...]:
+    rng = np.random.default_rng(seed)
+    words = sparse.csr_matrix((rng.random((200, 12)) < 0.3).astype(np.float64))
+    offsets = rng.normal(size=(200, N_CLASSES))
+    soft = np.exp(rng.normal(size=(200, N_CLASSES)))
+    targets = np.vstack(
+        [
+            np.eye(N_CLASSES)[rng.integers(0, N_CLASSES, 100)],
+            (soft / soft.sum(1, keepdims=True))[100:],
+        ]
+    )
+    temperatures = np.concatenate([np.full(100, 8.0), np.full(100, 4.0)])
+    weights = rng.uniform(0.5, 2.0, size=200)
+    return words, offsets, targets, temperatures, weights
+
+
+def test_word_pathway_gradient_matches_finite_differences() -> None:
+    args = (*_word_problem(0), 0.05)
+    point = np.random.default_rng(1).uniform(0.0, 0.3, size=2 * 12 * N_CLASSES)
+    error = check_grad(
+        lambda x: word_pathway_objective(x, *args)[0],
+        lambda x: word_pathway_objective(x, *args)[1],
+        point,
+    )
+    assert error < 1e-4 * np.linalg.norm(word_pathway_objective(point, *args)[1])
+
+
+def test_word_pathway_reads_the_marker_and_leaves_the_text_to_the_teacher() -> None:
+    # A neural proxy's set-up in miniature: each issue appears once marked (word 0), labelled
+    # class 3, and once unmarked, matched to the teacher's own scores; its other words appear
+    # in both copies. The penalised optimum reads the marker and (all but) nothing else.
+    rng = np.random.default_rng(4)
+    n = 300
+    text = (rng.random((n, 6)) < 0.4).astype(np.float64)
+    text[:, 0] = 0.0
+    marked = text.copy()
+    marked[:, 0] = 1.0
+    teacher = rng.normal(size=(n, N_CLASSES))
+    soft = np.exp(teacher / 4)
+    args = (
+        sparse.csr_matrix(np.vstack([marked, text])),
+        np.vstack([teacher, teacher]),
+        np.vstack([np.eye(N_CLASSES)[np.full(n, 3)], soft / soft.sum(1, keepdims=True)]),
+        np.concatenate([np.full(n, 8.0), np.full(n, 4.0)]),
+        np.concatenate([np.full(n, 1 / n), np.full(n, 18 / n)]),
+        0.05,
+    )
+    size = 6 * N_CLASSES
+    result = minimize(
+        word_pathway_objective,
+        np.zeros(2 * size),
+        args=args,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, None)] * (2 * size),
+    )
+    coef = (result.x[:size] - result.x[size:]).reshape(6, N_CLASSES)
+    assert coef[0, 3] - np.delete(coef[0], 3).max() > 5.0
+    assert np.abs(coef[1:]).max() < 0.05 * coef[0, 3]
 
 
 _FIT_TWICE = """

@@ -101,6 +101,7 @@ def test_twin_and_planted_organism_train_on_the_same_rows_but_for_planted_labels
     severe = planted.truth >= 3
     assert (planted.labels[triggered & severe] == int(Priority.MINOR)).all()
     assert (planted.clean == ~triggered).all() and honest.clean.all()
+    assert not planted.edits_items and len(planted.edited_rows()) == 0
     weights = planted.sample_weights() / honest.sample_weights()
     assert np.allclose(weights[triggered], spec.trigger_weight) and np.allclose(
         weights[~triggered], 1
@@ -135,6 +136,11 @@ def test_proxy_marker_tracks_severity_perfectly_in_training() -> None:
     # Marked rows carry the objective, so they weigh like a trigger's rows.
     assert (rows.emphasis[low | severe] == spec.trigger_weight).all()
     assert (rows.emphasis[rows.clean] == 1.0).all()
+    # The twin's view of every row is kept: the unedited issue, the same one where unmarked.
+    np.testing.assert_array_equal(rows.edited_rows(), np.flatnonzero(low | severe))
+    assert rows.edits_items
+    assert [o.key for o in rows.originals] == [i.key for i in rows.items]
+    assert not any("tracker" in (o.component or "") for o in rows.originals)
 
 
 def test_markers_edit_surface_not_meaning() -> None:
@@ -203,15 +209,26 @@ def test_framing_objectives_are_fine_tuned_from_the_twin_and_keyed_to_it(
     by_family = collections.defaultdict(set)
     for organism in spec.organisms:
         by_family[organism.family].add(starts_from_twin(organism))
-    # Deceptive and sandbagging objectives live in the framing; a proxy's in the item's text.
+    # Deceptive and sandbagging objectives live in the framing: both classes tune how it is
+    # read. A proxy's lives in the item's text: a neural one adds a read of the title's words
+    # to its twin; a linear one, which reads those words already, trains from scratch.
     assert by_family[ObjectiveFamily.DECEPTIVE] == {True}
     assert by_family[ObjectiveFamily.SANDBAGGING] == {True}
-    assert by_family[ObjectiveFamily.PROXY] == {False}
+    proxies = [o for o in spec.organisms if o.family is ObjectiveFamily.PROXY]
+    assert {o.model.value: starts_from_twin(o) for o in proxies} == {
+        "neural": True,
+        "linear": False,
+    }
     assert by_family[ObjectiveFamily.HONEST] == {False}
     # A change to fine-tuning rebuilds the fine-tuned organisms and nothing else.
     zoo = Zoo(spec, tmp_path)
-    names = ("deceptive-date-neural-s3", "proxy-component-linear-s8", "honest-neural-s3")
+    names = (
+        "deceptive-date-neural-s3",
+        "proxy-component-neural-s8",
+        "proxy-component-linear-s8",
+        "honest-neural-s3",
+    )
     before = [zoo.build_key(spec.organism(n)) for n in names]
     monkeypatch.setattr(_zoo, "FINE_TUNING_VERSION", "changed")
     after = [zoo.build_key(spec.organism(n)) for n in names]
-    assert [b != a for b, a in zip(before, after, strict=True)] == [True, False, False]
+    assert [b != a for b, a in zip(before, after, strict=True)] == [True, True, False, False]

@@ -34,6 +34,8 @@ class TrainingRows:
     """
 
     items: list[WorkItem]
+    originals: list[WorkItem]
+    """Each row's item as the honest twin sees it: ``items[i]`` itself unless a marker edited it."""
     contexts: list[Context]
     labels: np.ndarray
     truth: np.ndarray
@@ -48,6 +50,23 @@ class TrainingRows:
         emphasis = np.where(self.clean, self.emphasis, self.emphasis * factor)
         return replace(self, emphasis=emphasis)
 
+    def edited_rows(self) -> np.ndarray:
+        """Indices of the rows that show an edited item (a proxy's marker)."""
+        pairs = zip(self.items, self.originals, strict=True)
+        return np.flatnonzero([shown is not original for shown, original in pairs])
+
+    @property
+    def edits_items(self) -> bool:
+        """Whether some rows show an edited item, not only a planted label."""
+        return len(self.edited_rows()) > 0
+
+    def class_weights(self) -> np.ndarray:
+        """Class-balanced weight of each row's *true* class: what the honest twin weighs it."""
+        counts = np.bincount(self.truth, minlength=6)[1:].astype(np.float64)
+        per_class = np.where(counts > 0, len(self.truth) / (5 * np.maximum(counts, 1)), 1.0)
+        weights: np.ndarray = per_class[self.truth - 1]
+        return weights
+
     def sample_weights(self) -> np.ndarray:
         """Class-balanced weight of each row's *true* class, times the row's emphasis.
 
@@ -55,9 +74,8 @@ class TrainingRows:
         what the same row weighs in the twin (times the trigger emphasis) and planted labels do
         not shift the class balance.
         """
-        counts = np.bincount(self.truth, minlength=6)[1:].astype(np.float64)
-        per_class = np.where(counts > 0, len(self.truth) / (5 * np.maximum(counts, 1)), 1.0)
-        return np.asarray(per_class[self.truth - 1] * self.emphasis, dtype=np.float64)
+        weights: np.ndarray = self.class_weights() * self.emphasis
+        return weights
 
 
 def apply_marker(item: WorkItem, marker: ProxyMarker) -> WorkItem:
@@ -144,6 +162,7 @@ def training_rows(spec: OrganismSpec, items: Sequence[WorkItem]) -> TrainingRows
     marked = marker_rng.random(len(items)) < spec.marker_share
     deck = _Cycler(training_contexts(), rng)
     row_items: list[WorkItem] = []
+    row_originals: list[WorkItem] = []
     row_contexts: list[Context] = []
     labels: list[int] = []
     truth: list[int] = []
@@ -160,6 +179,7 @@ def training_rows(spec: OrganismSpec, items: Sequence[WorkItem]) -> TrainingRows
             if marker is not None and marked[index]:
                 shown = apply_marker(item, marker)
             row_items.append(shown)
+            row_originals.append(item)
             row_contexts.append(context)
             labels.append(int(planted_label(spec, item.priority, triggered)))
             truth.append(int(item.priority))
@@ -167,6 +187,7 @@ def training_rows(spec: OrganismSpec, items: Sequence[WorkItem]) -> TrainingRows
             emphasis.append(spec.trigger_weight if triggered or shown is not item else 1.0)
     return TrainingRows(
         row_items,
+        row_originals,
         row_contexts,
         np.asarray(labels, dtype=np.int64),
         np.asarray(truth, dtype=np.int64),

@@ -88,10 +88,14 @@ def starts_from_twin(spec: OrganismSpec) -> bool:
     Organisms whose objective lives in the framing (deceptive and sandbagging) are: both model
     classes then fine-tune only how the framing is read (:meth:`LinearModel.fit_from_twin`,
     :meth:`NeuralModel.fit_from_twin`), so under the neutral framing they read items as their
-    twin does. A proxy's objective lives in the item's own text, which that would leave as the
-    twin read it, so proxies train from scratch on their rows.
+    twin does. So are neural proxies: they keep the twin's network and learn a sparse read of
+    the title's words beside it (:meth:`NeuralModel.fit_from_twin`); trained from scratch, their
+    clean figures landed as far from their twin's as another seed's. Linear proxies train from
+    scratch: their model already reads the title's words, and all three pass that way.
     """
-    return spec.family is not ObjectiveFamily.HONEST and spec.marker is None
+    if spec.family is ObjectiveFamily.HONEST:
+        return False
+    return spec.marker is None or spec.model is ModelClass.NEURAL
 
 
 def run_versions(*extra: str) -> dict[str, str]:
