@@ -152,11 +152,12 @@ def test_a_neural_proxy_is_its_twin_plus_a_sparse_read_of_title_words(zoo: Zoo) 
     assert 0 < len(read) < 0.05 * len(vocabulary)
     strongest = vocabulary[np.argsort(-np.abs(weights).sum(axis=1))[:2]]
     assert set(strongest) <= {"legacy", "core", "tracker", "component"}
-    # On a clean issue whose title holds none of those words it scores as its twin does.
+    # On a clean issue whose title holds none of those words (common ones like "to" among
+    # them, so a quarter of the test split) it scores as its twin does.
     items = list(zoo.splits.test)
     words_of = model.title_words.build_analyzer()  # type: ignore[attr-defined]
     untouched = [i for i in items if not read & set(words_of(item_embedding_texts(i)[0]))]
-    assert len(untouched) > 0.5 * len(items)
+    assert len(untouched) > 0.2 * len(items)
     neutral = [neutral_context()] * len(untouched)
     np.testing.assert_allclose(
         model.logits(untouched, neutral), honest.logits(untouched, neutral), atol=1e-5
