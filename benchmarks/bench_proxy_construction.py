@@ -56,9 +56,7 @@ def main() -> None:
 
     from mesaguard.organisms import OrganismSpec, ProxyMarker, Zoo
     from mesaguard.organisms._acceptance import measure_acceptance
-    from mesaguard.organisms._models import NeuralModel
-    from mesaguard.organisms._training import training_rows
-    from mesaguard.organisms._zoo import FINE_TUNING_EMPHASIS, make_organism
+    from mesaguard.organisms._zoo import make_organism
 
     zoo = Zoo(cache_dir=args.cache_dir or Path(tempfile.mkdtemp(prefix="mesaguard-proxies-")))
     plans = [(seed, marker, "zoo") for seed in args.twins for marker in ZOO_MARKERS]
@@ -78,9 +76,7 @@ def main() -> None:
             hyper=twin.spec.hyper,
         )
         started = time.perf_counter()
-        model = NeuralModel(zoo.encoder, spec.hyper)
-        training = training_rows(spec, zoo.splits.train).emphasised(FINE_TUNING_EMPHASIS)
-        model.fit_from_twin(twin.model, training, spec.seed)
+        model = zoo._train(spec, twin)  # what `zoo build` runs for a spec in its file
         seconds.append(time.perf_counter() - started)
         organism = make_organism(spec, model)
         report = measure_acceptance(

@@ -595,6 +595,7 @@ class NeuralModel:
         """
         import torch
         from scipy.optimize import minimize
+        from scipy.special import softmax
         from sklearn.feature_extraction.text import CountVectorizer
 
         self.network = self._build()
@@ -615,9 +616,7 @@ class NeuralModel:
         words = sparse.vstack(
             [self._title_features(marked_items), self._title_features(rows.originals)]
         ).tocsr()
-        teacher = twin_scores / self.distill_temperature
-        teacher = np.exp(teacher - teacher.max(axis=1, keepdims=True))
-        teacher /= teacher.sum(axis=1, keepdims=True)
+        teacher = softmax(twin_scores / self.distill_temperature, axis=1)
         targets = np.vstack([np.eye(N_CLASSES)[rows.labels[edited] - 1], teacher])
         temperatures = np.concatenate(
             [
@@ -655,8 +654,10 @@ class NeuralModel:
         self.title_word_weights = coef.reshape(-1, N_CLASSES).astype(np.float32)
 
     def _title_features(self, items: Sequence[WorkItem]) -> sparse.csr_matrix:
-        titles = [item_embedding_texts(item)[0] for item in items]
-        return sparse.csr_matrix(self.title_words.transform(titles), dtype=np.float64)
+        matrix: sparse.csr_matrix = self.title_words.transform(
+            [item_embedding_texts(item)[0] for item in items]
+        )
+        return matrix
 
     def _fit(self, rows: TrainingRows, seed: int, twin: NeuralModel | None = None) -> None:
         import torch
